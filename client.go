@@ -1,0 +1,376 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/distlock/distlock/driver"
+)
+
+// Client takes locks in one store. It is safe for concurrent use. One Client
+// runs one background goroutine, which renews every lock it holds in batches;
+// Close stops it and releases what is still held.
+type Client struct {
+	drv      driver.Driver
+	info     driver.Info
+	cfg      clientConfig
+	log      *slog.Logger
+	notifier driver.Notifier
+	queuer   driver.Queuer
+	metrics  metrics
+
+	mu      sync.Mutex
+	closed  bool
+	held    map[*Lock]struct{}
+	kick    chan struct{} // wakes the renewal loop when the held set changes
+	closing chan struct{} // closed by Close: pending Lock calls return
+	stop    context.CancelFunc
+	loop    sync.WaitGroup // the renewal loop
+	bg      sync.WaitGroup // background releases after ambiguous outcomes
+}
+
+// NewClient wraps a driver in the portable Client. Driver packages call it
+// from their constructors; users normally call Open or a driver's New.
+func NewClient(drv driver.Driver, opts ...Option) (*Client, error) {
+	if drv == nil {
+		return nil, fmt.Errorf("%w: nil driver", ErrInvalid)
+	}
+	cfg := defaultClientConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.applyClient(&cfg)
+		}
+	}
+	info := drv.Info()
+	if cfg.lock.err != nil {
+		return nil, &Error{Op: "open", Backend: info.Name, Err: cfg.lock.err}
+	}
+	if err := checkTTL(&cfg.lock, info); err != nil {
+		return nil, &Error{Op: "open", Backend: info.Name, Err: err}
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	c := &Client{
+		drv:     drv,
+		info:    info,
+		cfg:     cfg,
+		log:     cfg.logger.With("backend", info.Name),
+		held:    make(map[*Lock]struct{}),
+		kick:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		metrics: newMetrics(cfg.meter, info.Name),
+	}
+	c.notifier, _ = drv.(driver.Notifier)
+	c.queuer, _ = drv.(driver.Queuer)
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	c.loop.Add(1)
+	go c.renewLoop(ctx)
+	return c, nil
+}
+
+// Backend returns the driver's name ("sqlite", "redis", ...).
+func (c *Client) Backend() string { return c.info.Name }
+
+// TryLock makes one attempt to take key. If someone else holds it, the error
+// wraps ErrLocked (and the holder's owner metadata when the store reported
+// it). Cost: one round trip; two when the outcome was ambiguous and had to be
+// read back.
+func (c *Client) TryLock(ctx context.Context, key string, opts ...LockOption) (*Lock, error) {
+	cfg, err := c.prepare("trylock", key, opts)
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.acquire(ctx, key, cfg, c.drv.Acquire)
+	if err != nil {
+		return nil, c.wrap("trylock", key, err)
+	}
+	return l, nil
+}
+
+// Lock takes key, waiting as long as ctx allows. ctx bounds the waiting only,
+// never the life of the lock (seed point E3): the lock stays held, and
+// renewed, until Unlock, loss or Close. When ctx ends first, the error wraps
+// both ctx's error and ErrLocked.
+//
+// How it waits depends on the store: with stores that wake waiters (pub/sub,
+// LISTEN/NOTIFY, etcd's queue) it sleeps until woken; otherwise it retries
+// with jittered exponential back-off (WithBackoff), never sleeping past the
+// holder's expiry when the store reported it.
+func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Lock, error) {
+	cfg, err := c.prepare("lock", key, opts)
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.wait(ctx, key, cfg)
+	if err != nil {
+		return nil, c.wrap("lock", key, err)
+	}
+	return l, nil
+}
+
+func (c *Client) prepare(op, key string, opts []LockOption) (lockConfig, error) {
+	if err := ValidateKey(key); err != nil {
+		return lockConfig{}, c.wrap(op, "", err)
+	}
+	cfg, err := c.resolve(opts)
+	if err != nil {
+		return cfg, c.wrap(op, key, err)
+	}
+	if c.isClosed() {
+		return cfg, c.wrap(op, key, ErrClosed)
+	}
+	return cfg, nil
+}
+
+func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, error) {
+	if c.queuer != nil {
+		return c.acquire(ctx, key, cfg, c.queuer.AcquireWait)
+	}
+	var wake <-chan struct{}
+	if c.notifier != nil {
+		w, cancel, err := c.notifier.Subscribe(ctx, key)
+		if err == nil {
+			defer cancel()
+			wake = w
+		} else if ctx.Err() == nil {
+			c.log.Debug("distlock: wake-up subscription failed; polling instead", "key", key, "err", err)
+		}
+	}
+	backoff := cfg.minBackoff
+	var timer *time.Timer
+	for {
+		l, err := c.acquire(ctx, key, cfg, c.drv.Acquire)
+		if !errors.Is(err, ErrLocked) {
+			return l, err
+		}
+		d := jitter(backoff)
+		backoff = min(backoff*2, cfg.maxBackoff)
+		if wake != nil {
+			d = cfg.maxBackoff
+		}
+		var held *driver.HeldError
+		if errors.As(err, &held) && held.Holder.TTL > 0 && held.Holder.TTL < d {
+			d = held.Holder.TTL + time.Millisecond
+		}
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		case <-c.closing:
+			return nil, ErrClosed
+		case <-wake:
+			backoff = cfg.minBackoff
+		case <-timer.C:
+		}
+	}
+}
+
+type acquireFunc func(context.Context, driver.AcquireRequest) (driver.Lease, error)
+
+// acquire makes one attempt through try and, when its outcome is unknown,
+// reads back by token before answering (seed point D4): it never returns an
+// error while holding the lock, and never a lock it does not hold.
+func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try acquireFunc) (*Lock, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
+	req := driver.AcquireRequest{Key: key, Token: newToken(), TTL: cfg.ttl, Owner: cfg.owner}
+	start := time.Now()
+	lease, err := try(ctx, req)
+	if err != nil && !definite(err) {
+		lease, err = c.readBack(ctx, req, start, err)
+	}
+	c.metrics.acquired(ctx, err, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	if lease.TTL == 0 {
+		lease.TTL = req.TTL
+	}
+	l := newLock(c, lease, cfg, start)
+	if err := c.track(l); err != nil {
+		c.releaseLater(lease, start.Add(lease.TTL))
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		// The caller gave up while the store granted the lock: give it back.
+		l.Unlock(context.WithoutCancel(ctx))
+		return nil, context.Cause(ctx)
+	}
+	return l, nil
+}
+
+// definite reports whether err is an answer rather than an unknown outcome.
+func definite(err error) bool {
+	return errors.Is(err, ErrLocked) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) ||
+		errors.Is(err, ErrClosed)
+}
+
+// readBack learns, by token, whether an attempt whose reply was lost took the
+// lock. It keeps asking until the store answers or the attempted TTL has run
+// out (after which the lock, never renewed, cannot be held). If ctx ends
+// first, a background task keeps trying to release it, and the caller gets
+// the error: nothing is left held.
+func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, sent time.Time, cause error) (driver.Lease, error) {
+	expiry := sent.Add(req.TTL)
+	backoff := 10 * time.Millisecond
+	for {
+		remaining := time.Until(expiry)
+		if remaining <= 0 {
+			return driver.Lease{}, fmt.Errorf("outcome unknown, and any lock taken has expired: %w", cause)
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(remaining, time.Second))
+		h, err := c.drv.Inspect(rctx, req.Key)
+		cancel()
+		if err == nil {
+			if h.Held && h.Token == req.Token {
+				c.log.Debug("distlock: ambiguous acquire was granted", "key", req.Key, "err", cause)
+				return driver.Lease{Key: req.Key, Token: req.Token, Fence: h.Fence, TTL: req.TTL}, nil
+			}
+			return driver.Lease{}, fmt.Errorf("outcome unknown, read back: not held: %w", cause)
+		}
+		if ctx.Err() != nil {
+			c.releaseLater(driver.Lease{Key: req.Key, Token: req.Token, TTL: req.TTL}, expiry)
+			return driver.Lease{}, fmt.Errorf("outcome unknown (read back failed: %v; releasing in the background): %w", err, context.Cause(ctx))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// releaseLater keeps trying to release l until it succeeds, the store says it
+// is not held, or until passes (the lock has then expired by itself).
+func (c *Client) releaseLater(l driver.Lease, until time.Time) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		backoff := 20 * time.Millisecond
+		for time.Now().Before(until) {
+			ctx, cancel := context.WithDeadline(context.Background(), until)
+			err := c.drv.Release(ctx, l)
+			cancel()
+			if err == nil || errors.Is(err, ErrNotHeld) {
+				return
+			}
+			select {
+			case <-time.After(jitter(backoff)):
+			case <-c.closing:
+				return // the lock expires by its TTL; Close must not hang on a dead store
+			}
+			backoff = min(backoff*2, time.Second)
+		}
+	}()
+}
+
+// Status reports who holds key, by the store's clock. One round trip.
+func (c *Client) Status(ctx context.Context, key string) (Status, error) {
+	if err := ValidateKey(key); err != nil {
+		return Status{}, c.wrap("status", "", err)
+	}
+	if c.isClosed() {
+		return Status{}, c.wrap("status", key, ErrClosed)
+	}
+	h, err := c.drv.Inspect(ctx, key)
+	if err != nil {
+		return Status{}, c.wrap("status", key, err)
+	}
+	if !h.Held {
+		return Status{Key: key}, nil
+	}
+	return Status{Key: key, Held: true, Owner: h.Owner, Fence: h.Fence, TTL: h.TTL}, nil
+}
+
+// Status is what Client.Status reads about a key.
+type Status struct {
+	Key   string        `json:"key"`
+	Held  bool          `json:"held"`
+	Owner string        `json:"owner,omitempty"` // the holder's WithOwner metadata
+	Fence uint64        `json:"fence,omitempty"` // the holder's fencing token
+	TTL   time.Duration `json:"ttl,omitempty"`   // time left by the store's clock; 0 if unknown
+}
+
+// Close releases every lock the Client still holds (their Err then wraps
+// ErrClosed), stops the renewal loop, waits for background releases and
+// closes the driver. Pending Lock calls return ErrClosed. Close does not close
+// a client or database handle the user passed to a driver constructor.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.closing)
+	locks := make([]*Lock, 0, len(c.held))
+	for l := range c.held {
+		locks = append(locks, l)
+	}
+	c.mu.Unlock()
+
+	var errs []error
+	for _, l := range locks {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := l.release(ctx, ErrClosed); err != nil && !errors.Is(err, ErrNotHeld) {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	c.stop()
+	c.loop.Wait()
+	c.bg.Wait()
+	if err := c.drv.Close(); err != nil {
+		errs = append(errs, c.wrap("close", "", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// track adds a freshly acquired lock to the renewal set.
+func (c *Client) track(l *Lock) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.held[l] = struct{}{}
+	c.poke()
+	return nil
+}
+
+// poke wakes the renewal loop; c.mu need not be held.
+func (c *Client) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) wrap(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Op == op {
+		return err
+	}
+	return &Error{Op: op, Key: key, Backend: c.info.Name, Err: err}
+}

@@ -1,0 +1,84 @@
+// Package driver defines the contract between the portable distlock package and
+// the stores that hold locks. Users never import it; driver authors do.
+//
+// The portable package (distlock) owns everything every backend shares: input
+// validation, token generation, the blocking loop of Lock, the read-back after
+// an ambiguous acquire, the single renewal loop per Client, loss notification,
+// error wrapping, logging and metrics. A driver only speaks to its store, one
+// request at a time, and says what each answer means.
+//
+// # The required interface
+//
+// [Driver] has five calls, each a single attempt and ideally one round trip:
+//
+//   - Acquire: try once to take a key for a token. Contention is a definite
+//     answer ([ErrLocked], best as a [*HeldError] that names the holder).
+//   - Release: delete the lock only if the token still holds it.
+//   - Renew: extend a batch of locks, each only if its token still holds it.
+//     One round trip for the whole batch where the store allows it.
+//   - Inspect: read who holds a key. Used by status and by the read-back of an
+//     ambiguous acquire (seed point D4): the portable layer compares tokens.
+//   - Close: release the driver's own resources (never the user's client).
+//
+// A driver classifies its failures by wrapping them: [ErrUnavailable] when the
+// request surely never reached the store (dial refused, pool closed), so nothing
+// can have happened; [ErrNotHeld] when the store says the token no longer holds
+// the key. Any other error from Acquire is treated as ambiguous: the portable
+// layer reads back by token before it answers.
+//
+// # Optional interfaces: who owns waiting
+//
+// Lock must not force every store into try-sleep-retry. A driver picks one of
+// three shapes, by which optional interface it implements:
+//
+//   - Neither: the portable layer retries Acquire with jittered exponential
+//     back-off, sleeping no longer than the holder's remaining TTL when the
+//     store reported it (SQLite across processes, MySQL).
+//   - [Notifier]: the store can tell waiters that a key may have become free.
+//     The portable layer subscribes before its first attempt (so a release
+//     between the attempt and the wait is never missed), then alternates one
+//     Acquire with one wait for a wake-up or the fallback timer.
+//   - [Queuer]: the driver owns waiting entirely, because the store keeps an
+//     ordered queue of waiters. AcquireWait returns only when the lock is held
+//     or ctx ends, and on ctx end it removes its own queue entry.
+//
+// # How the stores to come fit
+//
+// Redis (issue: redislock). Acquire is one Lua script: SET key token PX ttl
+// if absent (or if it already holds our token), INCR the fence counter kept
+// under the same hash tag, return the fence; on contention return the holder's
+// PTTL in the HeldError so the fallback timer is exact. Release and Renew are
+// one Lua script each (compare token, then DEL or PEXPIRE); Renew pipelines
+// every held lock in one round trip. Inspect is GET + PTTL + the fence. Waiting:
+// either [Notifier] (a release PUBLISHes on a per-key channel; the driver keeps
+// one shared subscription connection per Client and fans wake-ups out), or
+// [Queuer] if waiters take turns through a server-side list so that one
+// release wakes one waiter, oldest first.
+//
+// etcd (issue: etcdlock). One lease per Client, kept alive by the driver.
+// [Queuer] is the natural fit: AcquireWait puts K/<lease hex> in one Txn (if
+// absent, bound to the lease, the token as value), then waits for the deletion
+// of the key with the next-lower create revision, exactly as etcd's own
+// concurrency.Mutex does; Acquire (TryLock) does the same Txn and, when it is
+// not first, deletes its key and reports the holder. The fence is the create
+// revision. Release deletes the key only if its create revision still equals
+// the fence. Renew checks the lease is alive and the keys still exist; a lease
+// lost is ErrNotHeld for every lock on it.
+//
+// SQL (sqlitelock, pglock, mysqllock). One lease row per key, written by one
+// autocommit statement per call on the database's clock; the code is shared in
+// internal/leaserow, and each database is a dialect of it. PostgreSQL adds
+// [Notifier] through LISTEN/NOTIFY; SQLite notifies waiters in the same process
+// and backs off across processes.
+//
+// # Rules every driver keeps
+//
+//   - Keys reach the store as data (bound parameters, script arguments), never
+//     spliced into a statement or a script.
+//   - Expiry is measured by the store's clock. The portable layer also keeps a
+//     conservative local deadline (the time the request was sent plus the TTL)
+//     to declare a lock lost when renewals stop succeeding.
+//   - The fence is made by the store, strictly increasing per key, and must not
+//     go backwards when the store loses or forgets a key.
+//   - Errors keep the store's own error in their chain, so errors.As reaches it.
+package driver

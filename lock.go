@@ -1,0 +1,251 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/distlock/distlock/driver"
+)
+
+type lockState int
+
+const (
+	stateHeld lockState = iota
+	stateReleasing
+	stateReleased
+	stateLost
+)
+
+// Lock is a held lock. Its methods are safe for concurrent use.
+//
+// Ownership is separate from liveness: while held, the Client renews the
+// lock in the background; when the store says it is no longer ours, or its
+// TTL runs out before a renewal succeeds, the lock is lost: Done closes, Err
+// reports why, and Context is cancelled with that cause.
+type Lock struct {
+	c     *Client
+	key   string
+	token string
+	fence uint64
+	owner string
+
+	done   chan struct{}
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// Guarded by c.mu.
+	state     lockState
+	lease     driver.Lease
+	autoRenew bool
+	interval  time.Duration
+	acquired  time.Time
+	deadline  time.Time // local and conservative: send time of the last good renewal + TTL
+	nextRenew time.Time
+	lastErr   error // the last transient renewal failure
+	err       error // set once, when the lock stops being held
+	ended     bool  // Done is closed
+}
+
+func newLock(c *Client, lease driver.Lease, cfg lockConfig, sent time.Time) *Lock {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Lock{
+		c:         c,
+		key:       lease.Key,
+		token:     lease.Token,
+		fence:     lease.Fence,
+		owner:     cfg.owner,
+		done:      make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
+		lease:     lease,
+		autoRenew: cfg.autoRenew,
+		interval:  cfg.renewInterval,
+		acquired:  time.Now(),
+		deadline:  sent.Add(lease.TTL),
+		nextRenew: sent.Add(cfg.renewInterval),
+	}
+}
+
+// Key returns the lock's key.
+func (l *Lock) Key() string { return l.key }
+
+// Fence returns the fencing token: a number made by the store, strictly
+// greater than the fence of every earlier holder of this key. Pass it to the
+// resource you protect and have it reject writes carrying a smaller one.
+func (l *Lock) Fence() uint64 { return l.fence }
+
+// Owner returns the metadata stored with the lock (WithOwner).
+func (l *Lock) Owner() string { return l.owner }
+
+// Done returns a channel closed when the lock is released or lost.
+func (l *Lock) Done() <-chan struct{} { return l.done }
+
+// Context returns a context cancelled when the lock is released or lost;
+// context.Cause then returns the same error as Err (or context.Canceled after
+// Unlock). Derive the work's context from it so that the work stops the
+// moment the lock is lost.
+func (l *Lock) Context() context.Context { return l.ctx }
+
+// Err returns nil while the lock is held and after a successful Unlock. After
+// a loss it returns an error wrapping ErrLost and the cause; after the
+// Client's Close released it, one wrapping ErrClosed.
+func (l *Lock) Err() error {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	return l.err
+}
+
+// Deadline returns the latest time the lock is certainly held until, by this
+// process's clock: when the last successful renewal (or the acquire) was sent,
+// plus the TTL. The store's own expiry is never earlier.
+func (l *Lock) Deadline() time.Time {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	return l.deadline
+}
+
+// Unlock releases the lock if it is still ours. If it had been lost, the
+// error wraps ErrNotHeld. One round trip. If the store cannot be reached
+// before ctx ends, Unlock returns the error and the Client keeps trying in
+// the background until the lock would have expired anyway.
+func (l *Lock) Unlock(ctx context.Context) error {
+	return l.release(ctx, nil)
+}
+
+func (l *Lock) release(ctx context.Context, reason error) error {
+	c := l.c
+	c.mu.Lock()
+	switch l.state {
+	case stateLost:
+		err := l.err
+		c.mu.Unlock()
+		return c.wrap("unlock", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
+	case stateReleasing, stateReleased:
+		c.mu.Unlock()
+		return c.wrap("unlock", l.key, fmt.Errorf("%w: already unlocked", ErrNotHeld))
+	}
+	l.state = stateReleasing
+	delete(c.held, l) // no renewal from now on
+	lease, deadline := l.lease, l.deadline
+	c.mu.Unlock()
+	c.poke()
+
+	err := c.releaseLease(ctx, lease, deadline)
+	switch {
+	case err == nil:
+		l.finish(stateReleased, wrapReason(c, l.key, reason), false)
+		return nil
+	case errors.Is(err, ErrNotHeld):
+		lost := c.wrap("unlock", l.key, fmt.Errorf("%w: %w", ErrLost, err))
+		l.finish(stateLost, lost, false)
+		return c.wrap("unlock", l.key, err)
+	default:
+		c.releaseLater(lease, deadline)
+		l.finish(stateReleased, wrapReason(c, l.key, reason), false)
+		return c.wrap("unlock", l.key, err)
+	}
+}
+
+func wrapReason(c *Client, key string, reason error) error {
+	if reason == nil {
+		return nil
+	}
+	return c.wrap("close", key, reason)
+}
+
+// releaseLease calls the driver, retrying failures that are not answers
+// while ctx and the lock's deadline allow.
+func (c *Client) releaseLease(ctx context.Context, lease driver.Lease, deadline time.Time) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := c.drv.Release(ctx, lease)
+		if err == nil || errors.Is(err, ErrNotHeld) || errors.Is(err, ErrInvalid) {
+			return err
+		}
+		wait := jitter(backoff)
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// finish moves the lock to a final state, once: closes Done and cancels its
+// context. With onlyIfHeld it does nothing unless the lock is still held (a
+// loss must not overwrite an Unlock in flight). It reports whether it acted.
+func (l *Lock) finish(state lockState, err error, onlyIfHeld bool) bool {
+	c := l.c
+	c.mu.Lock()
+	if l.ended || (onlyIfHeld && l.state != stateHeld) {
+		c.mu.Unlock()
+		return false
+	}
+	l.ended = true
+	l.state = state
+	l.err = err
+	delete(c.held, l)
+	held := time.Since(l.acquired)
+	c.mu.Unlock()
+	cause := err
+	if cause == nil {
+		cause = context.Canceled
+	}
+	l.cancel(cause)
+	close(l.done)
+	c.metrics.released(state == stateLost, held)
+	return true
+}
+
+// Refresh renews the lock now, by its TTL from now on the store's clock. One
+// round trip. Needed only with WithAutoRenew(false). If the lock is no
+// longer ours the error wraps ErrNotHeld and the lock is marked lost.
+func (l *Lock) Refresh(ctx context.Context) error {
+	c := l.c
+	c.mu.Lock()
+	if l.state != stateHeld {
+		err := l.err
+		c.mu.Unlock()
+		if err == nil {
+			err = fmt.Errorf("already unlocked")
+		}
+		return c.wrap("refresh", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
+	}
+	lease := l.lease
+	c.mu.Unlock()
+	sent := time.Now()
+	res, err := c.drv.Renew(ctx, []driver.Lease{lease})
+	if err == nil && len(res) == 1 {
+		err = res[0]
+	}
+	switch {
+	case err == nil:
+		c.mu.Lock()
+		if l.state == stateHeld && sent.Add(lease.TTL).After(l.deadline) {
+			l.deadline = sent.Add(lease.TTL)
+			l.nextRenew = sent.Add(l.interval)
+		}
+		c.mu.Unlock()
+		c.poke()
+		return nil
+	case errors.Is(err, ErrNotHeld):
+		l.lose(err)
+		return c.wrap("refresh", l.key, err)
+	default:
+		return c.wrap("refresh", l.key, err)
+	}
+}
+
+// lose marks a held lock lost because of cause.
+func (l *Lock) lose(cause error) {
+	err := l.c.wrap("renew", l.key, fmt.Errorf("%w: %w", ErrLost, cause))
+	if l.finish(stateLost, err, true) {
+		l.c.log.Warn("distlock: lock lost", "key", l.key, "fence", l.fence, "err", cause)
+	}
+}
