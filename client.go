@@ -2,6 +2,7 @@ package distlock
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,10 +27,12 @@ type Client struct {
 	mu      sync.Mutex
 	closed  bool
 	held    map[*Lock]struct{}
-	kick    chan struct{} // wakes the renewal loop when the held set changes
-	closing chan struct{} // closed by Close: pending Lock calls return
+	kick    chan struct{}   // wakes the renewal loop when the held set changes
+	closing context.Context // cancelled by Close: pending Lock calls return
+	doClose context.CancelFunc
 	stop    context.CancelFunc
 	loop    sync.WaitGroup // the renewal loop
+	ops     sync.WaitGroup // calls in flight; Close waits for them
 	bg      sync.WaitGroup // background releases after ambiguous outcomes
 }
 
@@ -62,9 +65,9 @@ func NewClient(drv driver.Driver, opts ...Option) (*Client, error) {
 		log:     cfg.logger.With("backend", info.Name),
 		held:    make(map[*Lock]struct{}),
 		kick:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
 		metrics: newMetrics(cfg.meter, info.Name),
 	}
+	c.closing, c.doClose = context.WithCancel(context.Background())
 	c.notifier, _ = drv.(driver.Notifier)
 	c.queuer, _ = drv.(driver.Queuer)
 	ctx, stop := context.WithCancel(context.Background())
@@ -86,6 +89,7 @@ func (c *Client) TryLock(ctx context.Context, key string, opts ...LockOption) (*
 	if err != nil {
 		return nil, err
 	}
+	defer c.ops.Done()
 	l, err := c.acquire(ctx, key, cfg, c.drv.Acquire)
 	if err != nil {
 		return nil, c.wrap("trylock", key, err)
@@ -107,6 +111,11 @@ func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Loc
 	if err != nil {
 		return nil, err
 	}
+	defer c.ops.Done()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(c.closing, func() { cancel(ErrClosed) })
+	defer stop()
 	l, err := c.wait(ctx, key, cfg)
 	if err != nil {
 		return nil, c.wrap("lock", key, err)
@@ -114,6 +123,8 @@ func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Loc
 	return l, nil
 }
 
+// prepare validates a lock call and, when it returns nil, counts it in
+// flight: the caller must call c.ops.Done.
 func (c *Client) prepare(op, key string, opts []LockOption) (lockConfig, error) {
 	if err := ValidateKey(key); err != nil {
 		return lockConfig{}, c.wrap(op, "", err)
@@ -122,10 +133,21 @@ func (c *Client) prepare(op, key string, opts []LockOption) (lockConfig, error) 
 	if err != nil {
 		return cfg, c.wrap(op, key, err)
 	}
-	if c.isClosed() {
-		return cfg, c.wrap(op, key, ErrClosed)
+	if err := c.begin(); err != nil {
+		return cfg, c.wrap(op, key, err)
 	}
 	return cfg, nil
+}
+
+// begin counts a call in flight, or says the Client is closed.
+func (c *Client) begin() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.ops.Add(1)
+	return nil
 }
 
 func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, error) {
@@ -144,11 +166,21 @@ func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, e
 	}
 	backoff := cfg.minBackoff
 	var timer *time.Timer
+	var locked error // the last contention seen
 	for {
 		l, err := c.acquire(ctx, key, cfg, c.drv.Acquire)
+		if errors.Is(err, errTooLate) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrLocked, err) // wait and try again
+		}
 		if !errors.Is(err, ErrLocked) {
+			if err != nil && ctx.Err() != nil && locked != nil {
+				// The wait ran out during an attempt: still report the
+				// contention that made us wait.
+				return nil, fmt.Errorf("%w: %w", context.Cause(ctx), locked)
+			}
 			return l, err
 		}
+		locked = err
 		d := jitter(backoff)
 		backoff = min(backoff*2, cfg.maxBackoff)
 		if wake != nil {
@@ -167,8 +199,6 @@ func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, e
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %w", context.Cause(ctx), err)
-		case <-c.closing:
-			return nil, ErrClosed
 		case <-wake:
 			backoff = cfg.minBackoff
 		case <-timer.C:
@@ -198,6 +228,14 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 	if lease.TTL == 0 {
 		lease.TTL = req.TTL
 	}
+	if time.Until(start.Add(lease.TTL)) < cfg.interval() {
+		// The answer came so late that the lock is due for renewal, or even
+		// past its deadline: renew it before handing it out, so the caller
+		// never gets a lock with no time left.
+		if start, err = c.renewLate(ctx, lease); err != nil {
+			return nil, err
+		}
+	}
 	l := newLock(c, lease, cfg, start)
 	if err := c.track(l); err != nil {
 		c.releaseLater(lease, start.Add(lease.TTL))
@@ -209,6 +247,25 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 		return nil, context.Cause(ctx)
 	}
 	return l, nil
+}
+
+// errTooLate: the store granted the lock, but its answer arrived too late
+// to be sure it is still held. Lock tries again; TryLock reports it.
+var errTooLate = errors.New("the store answered too late for the lock's ttl")
+
+// renewLate renews a lease whose grant arrived late and returns the send time
+// of the renewal, the start of its fresh TTL. On failure the lease is given
+// back and the error wraps errTooLate.
+func (c *Client) renewLate(ctx context.Context, lease driver.Lease) (time.Time, error) {
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lease.TTL/2)
+	err := c.renewOne(rctx, lease)
+	cancel()
+	if err == nil {
+		return sent, nil
+	}
+	c.releaseLater(lease, sent.Add(lease.TTL))
+	return time.Time{}, fmt.Errorf("%w (renewal: %w)", errTooLate, err)
 }
 
 // definite reports whether err is an answer rather than an unknown outcome.
@@ -268,7 +325,7 @@ func (c *Client) releaseLater(l driver.Lease, until time.Time) {
 			}
 			select {
 			case <-time.After(jitter(backoff)):
-			case <-c.closing:
+			case <-c.closing.Done():
 				return // the lock expires by its TTL; Close must not hang on a dead store
 			}
 			backoff = min(backoff*2, time.Second)
@@ -281,9 +338,10 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err := ValidateKey(key); err != nil {
 		return Status{}, c.wrap("status", "", err)
 	}
-	if c.isClosed() {
-		return Status{}, c.wrap("status", key, ErrClosed)
+	if err := c.begin(); err != nil {
+		return Status{}, c.wrap("status", key, err)
 	}
+	defer c.ops.Done()
 	h, err := c.drv.Inspect(ctx, key)
 	if err != nil {
 		return Status{}, c.wrap("status", key, err)
@@ -294,13 +352,40 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	return Status{Key: key, Held: true, Owner: h.Owner, Fence: h.Fence, TTL: h.TTL}, nil
 }
 
-// Status is what Client.Status reads about a key.
+// Status is what Client.Status reads about a key. In JSON the TTL is
+// "ttl_ms", whole milliseconds.
 type Status struct {
-	Key   string        `json:"key"`
-	Held  bool          `json:"held"`
-	Owner string        `json:"owner,omitempty"` // the holder's WithOwner metadata
-	Fence uint64        `json:"fence,omitempty"` // the holder's fencing token
-	TTL   time.Duration `json:"ttl,omitempty"`   // time left by the store's clock; 0 if unknown
+	Key   string
+	Held  bool
+	Owner string        // the holder's WithOwner metadata
+	Fence uint64        // the holder's fencing token
+	TTL   time.Duration // time left by the store's clock; 0 if unknown
+}
+
+// MarshalJSON writes {"key", "held", "owner", "fence", "ttl_ms"}.
+func (s Status) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Key   string `json:"key"`
+		Held  bool   `json:"held"`
+		Owner string `json:"owner,omitempty"`
+		Fence uint64 `json:"fence,omitempty"`
+		TTLMs int64  `json:"ttl_ms,omitempty"`
+	}{s.Key, s.Held, s.Owner, s.Fence, s.TTL.Milliseconds()})
+}
+
+// HolderOf returns who held the key when err, from TryLock or Lock, reports
+// contention, if the store said so at no extra cost (Held is false if not).
+func HolderOf(err error) (Status, bool) {
+	var h *driver.HeldError
+	if !errors.As(err, &h) {
+		return Status{}, false
+	}
+	var key string
+	var e *Error
+	if errors.As(err, &e) {
+		key = e.Key
+	}
+	return Status{Key: key, Held: true, Owner: h.Holder.Owner, Fence: h.Holder.Fence, TTL: h.Holder.TTL}, true
 }
 
 // Close releases every lock the Client still holds (their Err then wraps
@@ -314,7 +399,11 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	close(c.closing)
+	c.doClose()
+	c.mu.Unlock()
+	c.ops.Wait() // pending Lock calls see closing and return
+
+	c.mu.Lock()
 	locks := make([]*Lock, 0, len(c.held))
 	for l := range c.held {
 		locks = append(locks, l)
@@ -336,12 +425,6 @@ func (c *Client) Close() error {
 		errs = append(errs, c.wrap("close", "", err))
 	}
 	return errors.Join(errs...)
-}
-
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
 }
 
 // track adds a freshly acquired lock to the renewal set.

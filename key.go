@@ -64,13 +64,22 @@ func checkTTL(cfg *lockConfig, info driver.Info) error {
 	if g := info.TTLGranularity; g > 0 && cfg.ttl%g != 0 {
 		cfg.ttl = (cfg.ttl/g + 1) * g
 	}
-	if cfg.renewInterval == 0 {
-		cfg.renewInterval = cfg.ttl / 3
+	interval := cfg.renewInterval
+	if interval == 0 {
+		interval = cfg.ttl / 3
 	}
-	if cfg.autoRenew && cfg.renewInterval*2 > cfg.ttl {
-		return fmt.Errorf("%w: renew interval %v must be at most half the ttl %v", ErrInvalid, cfg.renewInterval, cfg.ttl)
+	if cfg.autoRenew && interval*2 > cfg.ttl {
+		return fmt.Errorf("%w: renew interval %v must be at most half the ttl %v", ErrInvalid, interval, cfg.ttl)
 	}
 	return nil
+}
+
+// interval is the renewal period: WithRenewInterval's, else TTL/3.
+func (cfg *lockConfig) interval() time.Duration {
+	if cfg.renewInterval > 0 {
+		return cfg.renewInterval
+	}
+	return cfg.ttl / 3
 }
 
 // newToken returns 128 random bits, URL-safe base64 (22 characters).

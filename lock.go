@@ -61,10 +61,10 @@ func newLock(c *Client, lease driver.Lease, cfg lockConfig, sent time.Time) *Loc
 		cancel:    cancel,
 		lease:     lease,
 		autoRenew: cfg.autoRenew,
-		interval:  cfg.renewInterval,
+		interval:  cfg.interval(),
 		acquired:  time.Now(),
 		deadline:  sent.Add(lease.TTL),
-		nextRenew: sent.Add(cfg.renewInterval),
+		nextRenew: sent.Add(cfg.interval()),
 	}
 }
 
@@ -111,6 +111,11 @@ func (l *Lock) Deadline() time.Time {
 // before ctx ends, Unlock returns the error and the Client keeps trying in
 // the background until the lock would have expired anyway.
 func (l *Lock) Unlock(ctx context.Context) error {
+	if err := l.c.begin(); err != nil {
+		// Close released it, or is releasing it now.
+		return l.c.wrap("unlock", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
+	}
+	defer l.c.ops.Done()
 	return l.release(ctx, nil)
 }
 
@@ -123,8 +128,12 @@ func (l *Lock) release(ctx context.Context, reason error) error {
 		c.mu.Unlock()
 		return c.wrap("unlock", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
 	case stateReleasing, stateReleased:
+		err := l.err
 		c.mu.Unlock()
-		return c.wrap("unlock", l.key, fmt.Errorf("%w: already unlocked", ErrNotHeld))
+		if err == nil {
+			err = errors.New("already unlocked")
+		}
+		return c.wrap("unlock", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
 	}
 	l.state = stateReleasing
 	delete(c.held, l) // no renewal from now on
@@ -208,6 +217,10 @@ func (l *Lock) finish(state lockState, err error, onlyIfHeld bool) bool {
 // longer ours the error wraps ErrNotHeld and the lock is marked lost.
 func (l *Lock) Refresh(ctx context.Context) error {
 	c := l.c
+	if err := c.begin(); err != nil {
+		return c.wrap("refresh", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
+	}
+	defer c.ops.Done()
 	c.mu.Lock()
 	if l.state != stateHeld {
 		err := l.err
@@ -220,10 +233,7 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	lease := l.lease
 	c.mu.Unlock()
 	sent := time.Now()
-	res, err := c.drv.Renew(ctx, []driver.Lease{lease})
-	if err == nil && len(res) == 1 {
-		err = res[0]
-	}
+	err := c.renewOne(ctx, lease)
 	switch {
 	case err == nil:
 		c.mu.Lock()
@@ -240,6 +250,18 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	default:
 		return c.wrap("refresh", l.key, err)
 	}
+}
+
+// renewOne renews a single lease and returns its own result.
+func (c *Client) renewOne(ctx context.Context, lease driver.Lease) error {
+	res, err := c.drv.Renew(ctx, []driver.Lease{lease})
+	if err != nil {
+		return err
+	}
+	if len(res) != 1 {
+		return fmt.Errorf("driver returned %d renewal results for 1 lease", len(res))
+	}
+	return res[0]
 }
 
 // lose marks a held lock lost because of cause.

@@ -104,8 +104,8 @@ func WithAutoRenew(on bool) LockOption {
 }
 
 // WithRenewInterval sets how often a held lock is renewed (default TTL/3).
-// It must be below the TTL; values at or above half of it leave no room for
-// a retry and are rejected.
+// It must be at most half the TTL, so a failed renewal leaves room for a
+// retry; larger values are rejected.
 func WithRenewInterval(d time.Duration) LockOption {
 	return lockOption(func(c *lockConfig) {
 		if d <= 0 {

@@ -11,9 +11,10 @@ import (
 // renewLoop is the Client's one background goroutine. It renews every held
 // lock that is due, in one Driver.Renew batch, and declares a lock lost when
 // the store says it is no longer ours or when its local deadline passes
-// before a renewal succeeded. Locks whose renewal falls due within a quarter
-// of their interval of a batch going out join it, so a Client holding many
-// locks with the same TTL makes one round trip per interval.
+// before a renewal succeeded. A lock whose renewal falls due within half its
+// interval joins a batch that goes out anyway (renewing early costs
+// nothing), so any locks of one Client with the same TTL fall into step: one
+// round trip per interval.
 func (c *Client) renewLoop(ctx context.Context) {
 	defer c.loop.Done()
 	timer := time.NewTimer(time.Hour)
@@ -63,7 +64,7 @@ func (c *Client) renewDue(ctx context.Context) time.Time {
 		// Join a batch that goes out anyway when due soon, so locks with the
 		// same interval fall into step; a lock retrying after a failure keeps
 		// its own pace.
-		soon := anyDue && l.lastErr == nil && !now.Before(l.nextRenew.Add(-l.interval/4))
+		soon := anyDue && l.lastErr == nil && !now.Before(l.nextRenew.Add(-l.interval/2))
 		if due || soon {
 			batch = append(batch, l)
 			timeout = min(timeout, l.interval)

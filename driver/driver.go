@@ -93,9 +93,10 @@ type Driver interface {
 
 	// Renew extends each lease by its TTL, from now on the store's clock, only
 	// if its token still holds its key. The result has one entry per lease:
-	// nil (extended) or an error wrapping ErrNotHeld (lost). A non-nil second
-	// result means the batch as a whole failed (timeout, connection reset) and
-	// nothing is known about any lease.
+	// nil (extended), an error wrapping ErrNotHeld (lost), or another error
+	// (unknown for that lease: the portable layer retries it while its TTL
+	// allows). A non-nil second result means the batch as a whole failed
+	// (timeout, connection reset) and nothing is known about any lease.
 	Renew(ctx context.Context, leases []Lease) ([]error, error)
 
 	// Inspect reads the current holder of key. A free or expired key is
@@ -111,9 +112,13 @@ type Driver interface {
 // may have become free (pub/sub, LISTEN/NOTIFY, in-process signals).
 type Notifier interface {
 	// Subscribe starts listening for releases of key. The returned channel
-	// receives a value (best effort, it may coalesce) each time the key may
-	// have become free. The subscription is active when Subscribe returns, so
-	// a release after it is never missed. cancel stops it and must be called.
+	// receives a value (best effort, it may coalesce) when the key may have
+	// become free. A driver may wake every subscriber or only one (the
+	// longest waiting, to avoid a stampede); one that wakes only one must pass
+	// an unused wake-up on when that subscriber cancels. The subscription is
+	// active when Subscribe returns, so a release after it is never missed.
+	// Subscribers also re-check on a timer, so a lost wake-up costs latency,
+	// never correctness. cancel stops it and must be called.
 	Subscribe(ctx context.Context, key string) (wake <-chan struct{}, cancel func(), err error)
 }
 

@@ -1,0 +1,352 @@
+package leaserow
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/driver"
+)
+
+// Config says how to make a Store.
+type Config struct {
+	// DB is the database handle. The Store never changes its settings.
+	DB *sql.DB
+	// Dialect is the database's SQL.
+	Dialect *Dialect
+	// Table is the lock table's name (DefaultTable if empty); see
+	// ValidateTable.
+	Table string
+	// CloseDB makes Close close DB: set it when the driver opened DB itself,
+	// never for a handle the user passed in.
+	CloseDB bool
+	// Gate, if not nil, is entered around every statement that writes.
+	// Stores that share a Gate write one at a time, queueing in Go.
+	Gate *Gate
+}
+
+// Gate lets the writing statements of the Stores that share it run one at a
+// time, in the order they arrived. SQLite needs it: its write lock is a file
+// lock without a queue, and a writer that finds it taken sleeps and polls
+// (1ms, 2ms, 5ms ... 100ms), so under contention an unlucky statement, a
+// renewal say, can wait for seconds while newer ones get through. Writers of
+// one process queue at the Gate instead, and only writers of different
+// processes meet at the file lock.
+type Gate struct{ ch chan struct{} }
+
+// NewGate returns an open Gate.
+func NewGate() *Gate { return &Gate{ch: make(chan struct{}, 1)} }
+
+// enter waits for the gate. If ctx ends first, the statement was never
+// sent, which the error says by wrapping driver.ErrUnavailable.
+func (g *Gate) enter(ctx context.Context) (leave func(), err error) {
+	if g == nil {
+		return func() {}, nil
+	}
+	select {
+	case g.ch <- struct{}{}:
+		return g.leave, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: gave up waiting for this process's other writers: %w", driver.ErrUnavailable, context.Cause(ctx))
+	}
+}
+
+func (g *Gate) leave() { <-g.ch }
+
+// Store is a driver.Driver over one lock table. It is safe for concurrent use
+// and holds no state between calls besides the database handle: every
+// operation is a single autocommit statement (two with a Dialect's *Read
+// fallbacks), evaluated on the database's clock.
+type Store struct {
+	db      *sql.DB
+	d       *Dialect
+	table   string
+	closeDB bool
+	gate    *Gate
+
+	createTable, probe       string
+	acquire, acquireRead     string
+	release, inspect         string
+	renewTmpl, renewReadTmpl string // markers for the placeholder lists remain
+	closeOnce                sync.Once
+	closeErr                 error
+}
+
+// New makes a Store. It does no I/O; call Init before use.
+func New(cfg Config) (*Store, error) {
+	if cfg.DB == nil {
+		return nil, fmt.Errorf("%w: nil *sql.DB", distlock.ErrInvalid)
+	}
+	if cfg.Dialect == nil {
+		return nil, errors.New("leaserow: nil Dialect")
+	}
+	if err := cfg.Dialect.check(); err != nil {
+		return nil, err
+	}
+	table := cfg.Table
+	if table == "" {
+		table = DefaultTable
+	}
+	if err := ValidateTable(table); err != nil {
+		return nil, err
+	}
+	d := cfg.Dialect
+	return &Store{
+		db:            cfg.DB,
+		d:             d,
+		table:         table,
+		closeDB:       cfg.CloseDB,
+		gate:          cfg.Gate,
+		createTable:   withTable(d.CreateTable, table),
+		probe:         withTable(d.Probe, table),
+		acquire:       withTable(d.Acquire, table),
+		acquireRead:   withTable(d.AcquireRead, table),
+		release:       withTable(d.Release, table),
+		inspect:       withTable(d.Inspect, table),
+		renewTmpl:     withTable(d.Renew, table),
+		renewReadTmpl: withTable(d.RenewRead, table),
+	}, nil
+}
+
+// Table returns the lock table's name.
+func (s *Store) Table() string { return s.table }
+
+// DB returns the database handle.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Init creates the table if create is set and it does not exist, then checks
+// that the table has the expected columns, so that a wrong table fails here
+// rather than at the first lock.
+func (s *Store) Init(ctx context.Context, create bool) error {
+	if create {
+		leave, err := s.gate.enter(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = s.db.ExecContext(ctx, s.createTable)
+		leave()
+		if err != nil {
+			return s.classify(fmt.Errorf("create table %s: %w", s.table, err))
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, s.probe)
+	if err != nil {
+		return s.classify(fmt.Errorf("check table %s: %w", s.table, err))
+	}
+	return rows.Close()
+}
+
+// Info implements driver.Driver.
+func (s *Store) Info() driver.Info {
+	return driver.Info{Name: s.d.Name, MinTTL: s.d.MinTTL, TTLGranularity: time.Millisecond}
+}
+
+// ttlMillis converts a TTL to whole milliseconds, rounding up.
+func ttlMillis(ttl time.Duration) int64 {
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
+}
+
+// Acquire implements driver.Driver: one upsert that inserts the row, or takes
+// over the row if it has expired, and returns the row as it is afterwards. The
+// lock is ours if the returned token is ours: this also makes a retry with
+// the same token, while the lock is held, return the lease unchanged.
+func (s *Store) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
+	if req.Token == "" {
+		return driver.Lease{}, fmt.Errorf("%w: empty token", distlock.ErrInvalid)
+	}
+	if req.TTL <= 0 {
+		return driver.Lease{}, fmt.Errorf("%w: ttl %v must be positive", distlock.ErrInvalid, req.TTL)
+	}
+	args := []any{req.Key, req.Token, req.Owner, ttlMillis(req.TTL)}
+	var (
+		token, owner       string
+		fence, ttl, remain int64
+	)
+	leave, err := s.gate.enter(ctx)
+	if err != nil {
+		return driver.Lease{}, err
+	}
+	if s.d.ClockArg {
+		args = append(args, time.Now().UnixMicro())
+	}
+	if s.acquireRead == "" {
+		err = s.db.QueryRowContext(ctx, s.acquire, args...).Scan(&token, &fence, &owner, &ttl, &remain)
+	} else {
+		_, err = s.db.ExecContext(ctx, s.acquire, args...)
+		if err == nil {
+			err = s.db.QueryRowContext(ctx, s.acquireRead, req.Key).Scan(&token, &fence, &owner, &ttl, &remain)
+		}
+	}
+	leave()
+	if err != nil {
+		// sql.ErrNoRows included: the statement always returns the row.
+		return driver.Lease{}, s.classify(err)
+	}
+	if token != req.Token {
+		return driver.Lease{}, &driver.HeldError{Holder: driver.Holder{
+			Held:  true,
+			Fence: uint64(fence),
+			Owner: owner,
+			TTL:   millis(remain),
+			// Token stays empty: it is the right to release the lock.
+		}}
+	}
+	return driver.Lease{Key: req.Key, Token: req.Token, Fence: uint64(fence), TTL: millis(ttl)}, nil
+}
+
+// millis converts a millisecond count from the store, clamping negatives to
+// zero ("unknown").
+func millis(ms int64) time.Duration {
+	if ms <= 0 {
+		return 0
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// errNotHeld is what a lease that no longer holds its key gets.
+var errNotHeld = fmt.Errorf("%w: the token no longer holds the key (released, expired, taken over or removed)", driver.ErrNotHeld)
+
+// Release implements driver.Driver: one UPDATE that frees the row if the
+// token holds it. The row is kept, with its fence, so the fence survives.
+func (s *Store) Release(ctx context.Context, l driver.Lease) error {
+	leave, err := s.gate.enter(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, s.release, l.Key, l.Token)
+	leave()
+	if err != nil {
+		return s.classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.classify(err)
+	}
+	if n == 0 {
+		return errNotHeld
+	}
+	return nil
+}
+
+// Renew implements driver.Driver: one UPDATE per MaxBatch leases extends every
+// lease still held, from now by the store's clock, by the TTL stored with its
+// row, and returns which ones it extended.
+func (s *Store) Renew(ctx context.Context, leases []driver.Lease) ([]error, error) {
+	renewed := make(map[leaseID]bool, len(leases))
+	for start := 0; start < len(leases); start += s.d.MaxBatch {
+		chunk := leases[start:min(start+s.d.MaxBatch, len(leases))]
+		leave, err := s.gate.enter(ctx)
+		if err != nil {
+			return nil, err
+		}
+		err = s.renewChunk(ctx, chunk, renewed)
+		leave()
+		if err != nil {
+			// Earlier chunks may have been renewed; saying nothing is known
+			// is safe: the caller keeps its deadlines and tries again.
+			return nil, s.classify(err)
+		}
+	}
+	results := make([]error, len(leases))
+	for i, l := range leases {
+		if !renewed[leaseID{l.Key, l.Token}] {
+			results[i] = errNotHeld
+		}
+	}
+	return results, nil
+}
+
+type leaseID struct{ key, token string }
+
+func (s *Store) renewChunk(ctx context.Context, chunk []driver.Lease, renewed map[leaseID]bool) error {
+	args := make([]any, 2*len(chunk))
+	for i, l := range chunk {
+		args[i] = l.Key
+		args[len(chunk)+i] = l.Token
+	}
+	query := s.d.batchSQL(s.renewTmpl, len(chunk))
+	if s.renewReadTmpl == "" {
+		return s.collect(ctx, query, args, renewed)
+	}
+	// No UPDATE ... RETURNING: the row count tells whether all were
+	// renewed; only when some were not does a read say which.
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n >= int64(distinct(chunk)) {
+		for _, l := range chunk {
+			renewed[leaseID{l.Key, l.Token}] = true
+		}
+		return nil
+	}
+	return s.collect(ctx, s.d.batchSQL(s.renewReadTmpl, len(chunk)), args, renewed)
+}
+
+// distinct counts the different leases in chunk.
+func distinct(chunk []driver.Lease) int {
+	seen := make(map[leaseID]bool, len(chunk))
+	for _, l := range chunk {
+		seen[leaseID{l.Key, l.Token}] = true
+	}
+	return len(seen)
+}
+
+// collect runs a query returning (lock_key, token) rows and marks each.
+func (s *Store) collect(ctx context.Context, query string, args []any, into map[leaseID]bool) error {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id leaseID
+		if err := rows.Scan(&id.key, &id.token); err != nil {
+			return err
+		}
+		into[id] = true
+	}
+	return rows.Err()
+}
+
+// Inspect implements driver.Driver: one SELECT of the row if it is held now.
+func (s *Store) Inspect(ctx context.Context, key string) (driver.Holder, error) {
+	var (
+		h             driver.Holder
+		fence, remain int64
+	)
+	err := s.db.QueryRowContext(ctx, s.inspect, key).Scan(&h.Token, &fence, &h.Owner, &remain)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return driver.Holder{}, nil
+	case err != nil:
+		return driver.Holder{}, s.classify(err)
+	}
+	h.Held = true
+	h.Fence = uint64(fence)
+	h.TTL = millis(remain)
+	return h, nil
+}
+
+// Close implements driver.Driver. It closes the database handle only if the
+// Store was told it owns it.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.closeDB {
+			s.closeErr = s.db.Close()
+		}
+	})
+	return s.closeErr
+}
+
+func (s *Store) classify(err error) error { return s.d.Classify(err) }
+
+var _ driver.Driver = (*Store)(nil)

@@ -1,0 +1,141 @@
+package testserver
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock/internal/testenv"
+)
+
+// A Redis is a Redis server for one test: a private redis-server child
+// process, or the external server named by DISTLOCK_TEST_REDIS.
+type Redis struct {
+	t    testing.TB
+	addr string
+	p    *process // nil for an external server
+}
+
+// redisDirs are searched for redis-server after PATH.
+var redisDirs = []string{"/usr/bin", "/usr/local/bin", "/usr/sbin", "/opt/homebrew/bin"}
+
+// StartRedis starts a private redis-server on a free loopback port, with no
+// persistence and a temporary directory of its own, and stops it when the
+// test ends. When DISTLOCK_TEST_REDIS is set (host:port) and the Private
+// option is not given, it uses that server instead. When neither can be had
+// it calls testenv.Unavailable: the test fails under CI and skips elsewhere.
+func StartRedis(t testing.TB, opts ...Option) *Redis {
+	t.Helper()
+	o := buildOptions(opts)
+	if addr := os.Getenv(EnvRedis); addr != "" && !o.private {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := redisPing(ctx, addr); err != nil {
+			testenv.Unavailable(t, "testserver: %s=%s does not answer PING: %v", EnvRedis, addr, err)
+		}
+		return &Redis{t: t, addr: addr}
+	}
+	if !supported {
+		testenv.Unavailable(t, "testserver: private Redis servers need a Unix system; set %s=host:port to use a running server", EnvRedis)
+	}
+	bin := findBinary([]string{"redis-server"}, redisDirs)
+	if bin == "" {
+		testenv.Unavailable(t, "testserver: redis-server not found in PATH or %s; install it (Debian: apt-get install redis-server) or set %s=host:port to use a running server",
+			strings.Join(redisDirs, ", "), EnvRedis)
+	}
+
+	dir := instanceDir(t, "redis", nil)
+	p := &process{
+		spec: spec{
+			name: "redis-server",
+			path: bin,
+			args: func(port int) []string {
+				return append([]string{
+					"--port", fmt.Sprint(port),
+					"--bind", "127.0.0.1",
+					"--save", "",
+					"--appendonly", "no",
+					"--dir", dir,
+					"--daemonize", "no",
+					"--logfile", "",
+				}, o.args...)
+			},
+			dir:     dir,
+			log:     filepath.Join(dir, "redis.log"),
+			ready:   "Ready to accept connections",
+			stopSig: sigTerm,
+			ping:    redisPing,
+		},
+		t:       t,
+		timeout: o.timeout,
+	}
+	t.Cleanup(p.cleanup)
+	took := p.start()
+	t.Logf("testserver: redis-server on %s ready in %v", p.addr(), took.Round(time.Millisecond))
+	return &Redis{t: t, addr: p.addr(), p: p}
+}
+
+// Addr returns the server's host:port.
+func (r *Redis) Addr() string { return r.addr }
+
+// External reports whether the server is an external one (from
+// DISTLOCK_TEST_REDIS), whose lifecycle the test does not control.
+func (r *Redis) External() bool { return r.p == nil }
+
+// Ping sends PING and expects +PONG: a round trip that fails, after ctx's
+// deadline, while the server is paused.
+func (r *Redis) Ping(ctx context.Context) error { return redisPing(ctx, r.addr) }
+
+// Stop shuts the server down (SIGTERM) and waits for it to exit; after 15s it
+// is killed and the test fails.
+func (r *Redis) Stop() { r.t.Helper(); r.private("Stop").stop() }
+
+// Kill kills the server (SIGKILL) and waits for it to exit.
+func (r *Redis) Kill() { r.t.Helper(); r.private("Kill").kill() }
+
+// Pause stops the server (SIGSTOP): connections stay open, and requests go
+// unanswered until Resume.
+func (r *Redis) Pause() { r.t.Helper(); r.private("Pause").pause() }
+
+// Resume continues a paused server (SIGCONT).
+func (r *Redis) Resume() { r.t.Helper(); r.private("Resume").resume() }
+
+// Restart stops the server if it runs and starts it again on the same
+// address. Redis keeps nothing on disk here, so every key is lost.
+func (r *Redis) Restart() { r.t.Helper(); r.private("Restart").restart() }
+
+// private returns the child process, or skips the test for an external
+// server, whose lifecycle it cannot control.
+func (r *Redis) private(op string) *process {
+	r.t.Helper()
+	if r.p == nil {
+		r.t.Skipf("testserver: %s needs a private Redis server, but %s=%s names an external one; unset it, or start the server with testserver.Private()",
+			op, EnvRedis, r.addr)
+	}
+	return r.p
+}
+
+// redisPing sends PING over a new connection and expects +PONG.
+func redisPing(ctx context.Context, addr string) error {
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line = strings.TrimRight(line, "\r\n"); line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}

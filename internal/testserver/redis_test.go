@@ -1,0 +1,174 @@
+package testserver
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRedis(t *testing.T) {
+	t.Parallel()
+	r := StartRedis(t, Private())
+	addr := r.Addr()
+	if r.External() {
+		t.Fatal("External() = true for a private server")
+	}
+	mustAnswer(t, "after start", r.Ping)
+	if got := redisDo(t, addr, "SET", "k", "v"); got != "OK" {
+		t.Fatalf("SET = %q", got)
+	}
+
+	// A connection opened before the pause stays open; its request is
+	// answered only after Resume.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+
+	r.Pause()
+	mustTimeOut(t, "paused", r.Ping)
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := rd.ReadString('\n'); err == nil {
+		t.Fatal("a paused server answered on an open connection")
+	}
+	r.Resume()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := rd.ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("after Resume, the open connection read %q, %v; want +PONG", line, err)
+	}
+	mustAnswer(t, "resumed", r.Ping)
+	if got := redisDo(t, addr, "GET", "k"); got != "v" {
+		t.Fatalf("GET after pause = %q, want v", got)
+	}
+
+	r.Restart()
+	if r.Addr() != addr {
+		t.Fatalf("Addr after Restart = %s, want %s", r.Addr(), addr)
+	}
+	mustAnswer(t, "restarted", r.Ping)
+	if got := redisDo(t, addr, "GET", "k"); got != "(nil)" {
+		t.Fatalf("GET after Restart = %q, want (nil): nothing is persisted", got)
+	}
+
+	r.Stop()
+	mustRefuse(t, "stopped", r.Ping)
+	r.Restart()
+	mustAnswer(t, "restarted after Stop", r.Ping)
+
+	r.Kill()
+	mustRefuse(t, "killed", r.Ping)
+	r.Restart()
+	mustAnswer(t, "restarted after Kill", r.Ping)
+
+	r.Pause()
+	r.Restart() // resumes it to stop it
+	mustAnswer(t, "restarted while paused", r.Ping)
+
+	// Left paused: the cleanup must resume and kill it.
+	r.Pause()
+}
+
+// redisDo sends one command and returns its reply: a simple string's or a
+// bulk string's text, "(nil)" for a null, and fails the test on an error
+// reply.
+func redisDo(t *testing.T, addr string, args ...string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(conn)
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	switch line[0] {
+	case '+', ':':
+		return line[1:]
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			t.Fatalf("bad reply %q", line)
+		}
+		if n < 0 {
+			return "(nil)"
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	default:
+		t.Fatalf("%v: reply %q", args, line)
+		return ""
+	}
+}
+
+func TestRedisExternal(t *testing.T) {
+	srv := StartRedis(t, Private())
+	t.Setenv(EnvRedis, srv.Addr())
+
+	r := StartRedis(t)
+	if !r.External() || r.Addr() != srv.Addr() {
+		t.Fatalf("with %s set: External() = %v, Addr() = %s; want true, %s", EnvRedis, r.External(), r.Addr(), srv.Addr())
+	}
+	mustAnswer(t, "external", r.Ping)
+	for name, op := range map[string]func(*Redis){
+		"Stop": (*Redis).Stop, "Kill": (*Redis).Kill, "Pause": (*Redis).Pause,
+		"Resume": (*Redis).Resume, "Restart": (*Redis).Restart,
+	} {
+		rec := record(t, func(tb testing.TB) { op(StartRedis(tb)) })
+		if rec.ended != "skip" || !strings.Contains(rec.msg, name+" needs a private Redis server") {
+			t.Errorf("%s on an external server ended the test with %q %q; want a skip", name, rec.ended, rec.msg)
+		}
+	}
+	mustAnswer(t, "external, after the skipped lifecycle calls", srv.Ping)
+
+	// Private ignores the variable.
+	if p := StartRedis(t, Private()); p.External() || p.Addr() == srv.Addr() {
+		t.Errorf("Private(): External() = %v, Addr() = %s; want a server of its own", p.External(), p.Addr())
+	}
+}
+
+func TestRedisExternalUnreachable(t *testing.T) {
+	port, err := freePort() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvRedis, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	rec := record(t, func(tb testing.TB) { StartRedis(tb) })
+	wantUnavailable(t, rec, EnvRedis+"=127.0.0.1:")
+}
+
+func TestRedisMissingBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	saved := redisDirs
+	redisDirs = nil
+	t.Cleanup(func() { redisDirs = saved })
+	rec := record(t, func(tb testing.TB) { StartRedis(tb) })
+	wantUnavailable(t, rec, "redis-server not found")
+	if !strings.Contains(rec.msg, EnvRedis) {
+		t.Errorf("message %q does not say how to provide a server (%s)", rec.msg, EnvRedis)
+	}
+}
