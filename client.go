@@ -219,7 +219,7 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 	start := time.Now()
 	lease, err := try(ctx, req)
 	if err != nil && !definite(err) {
-		lease, err = c.readBack(ctx, req, start, err)
+		lease, err = c.readBack(ctx, req, err)
 	}
 	c.metrics.acquired(ctx, err, time.Since(start))
 	if err != nil {
@@ -228,7 +228,7 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 	if lease.TTL == 0 {
 		lease.TTL = req.TTL
 	}
-	if time.Until(start.Add(lease.TTL)) < cfg.interval() {
+	if time.Until(heldUntil(start, lease.TTL)) < cfg.interval() {
 		// The answer came so late that the lock is due for renewal, or even
 		// past its deadline: renew it before handing it out, so the caller
 		// never gets a lock with no time left.
@@ -238,7 +238,7 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 	}
 	l := newLock(c, lease, cfg, start)
 	if err := c.track(l); err != nil {
-		c.releaseLater(lease, start.Add(lease.TTL))
+		c.releaseLater(lease, goneBy(time.Now(), lease.TTL))
 		return nil, err
 	}
 	if ctx.Err() != nil {
@@ -264,7 +264,7 @@ func (c *Client) renewLate(ctx context.Context, lease driver.Lease) (time.Time, 
 	if err == nil {
 		return sent, nil
 	}
-	c.releaseLater(lease, sent.Add(lease.TTL))
+	c.releaseLater(lease, goneBy(time.Now(), lease.TTL))
 	return time.Time{}, fmt.Errorf("%w (renewal: %w)", errTooLate, err)
 }
 
@@ -276,11 +276,12 @@ func definite(err error) bool {
 
 // readBack learns, by token, whether an attempt whose reply was lost took the
 // lock. It keeps asking until the store answers or the attempted TTL has run
-// out (after which the lock, never renewed, cannot be held). If ctx ends
+// out, counted from the failure (the attempt cannot have run after its
+// connection failed, and a lock never renewed is gone one TTL later). If ctx ends
 // first, a background task keeps trying to release it, and the caller gets
 // the error: nothing is left held.
-func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, sent time.Time, cause error) (driver.Lease, error) {
-	expiry := sent.Add(req.TTL)
+func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, cause error) (driver.Lease, error) {
+	expiry := goneBy(time.Now(), req.TTL)
 	backoff := 10 * time.Millisecond
 	for {
 		remaining := time.Until(expiry)
@@ -410,14 +411,21 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 
-	var errs []error
+	// Release everything at once, under one time limit: a store that has
+	// stopped answering costs Close 5s, not 5s per lock (the locks then
+	// expire by their TTL).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	errc := make(chan error, len(locks))
 	for _, l := range locks {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := l.release(ctx, ErrClosed); err != nil && !errors.Is(err, ErrNotHeld) {
+		go func() { errc <- l.release(ctx, ErrClosed) }()
+	}
+	var errs []error
+	for range locks {
+		if err := <-errc; err != nil && !errors.Is(err, ErrNotHeld) {
 			errs = append(errs, err)
 		}
-		cancel()
 	}
+	cancel()
 	c.stop()
 	c.loop.Wait()
 	c.bg.Wait()

@@ -97,3 +97,21 @@ func jitter(d time.Duration) time.Duration {
 	}
 	return d/2 + mrand.N(d-d/2+1)
 }
+
+// The two clocks (this process's and the store's) may tick at slightly
+// different rates, and stores keep expiry in whole milliseconds. The local
+// view therefore leaves a margin on the safe side each way.
+func driftMargin(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
+
+// heldUntil is the earliest the store can expire a lock granted or renewed by
+// a request sent at sent: the holder may rely on the lock until then.
+func heldUntil(sent time.Time, ttl time.Duration) time.Time {
+	return sent.Add(ttl - driftMargin(ttl))
+}
+
+// goneBy is the latest a lock can still be held by a request whose answer was
+// observed, or given up on, at seen (its connection closed then, so it cannot
+// have run later): the store has expired it by then.
+func goneBy(seen time.Time, ttl time.Duration) time.Time {
+	return seen.Add(ttl + driftMargin(ttl))
+}

@@ -63,7 +63,7 @@ func newLock(c *Client, lease driver.Lease, cfg lockConfig, sent time.Time) *Loc
 		autoRenew: cfg.autoRenew,
 		interval:  cfg.interval(),
 		acquired:  time.Now(),
-		deadline:  sent.Add(lease.TTL),
+		deadline:  heldUntil(sent, lease.TTL),
 		nextRenew: sent.Add(cfg.interval()),
 	}
 }
@@ -97,9 +97,10 @@ func (l *Lock) Err() error {
 	return l.err
 }
 
-// Deadline returns the latest time the lock is certainly held until, by this
+// Deadline returns the time the lock is certainly held until, by this
 // process's clock: when the last successful renewal (or the acquire) was sent,
-// plus the TTL. The store's own expiry is never earlier.
+// plus the TTL, less a margin for clock-rate drift (1% + 2ms). The store's
+// own expiry is never earlier.
 func (l *Lock) Deadline() time.Time {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
@@ -237,8 +238,8 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	switch {
 	case err == nil:
 		c.mu.Lock()
-		if l.state == stateHeld && sent.Add(lease.TTL).After(l.deadline) {
-			l.deadline = sent.Add(lease.TTL)
+		if until := heldUntil(sent, lease.TTL); l.state == stateHeld && until.After(l.deadline) {
+			l.deadline = until
 			l.nextRenew = sent.Add(l.interval)
 		}
 		c.mu.Unlock()

@@ -93,7 +93,7 @@ func (c *Client) renewDue(ctx context.Context) time.Time {
 		l.lose(cause)
 		// The store may still hold it for a moment (clocks tick at slightly
 		// different rates): give it back so the next holder need not wait.
-		c.releaseLater(l.lease, time.Now().Add(l.lease.TTL))
+		c.releaseLater(l.lease, goneBy(time.Now(), l.lease.TTL))
 	}
 	if len(batch) == 0 {
 		return next
@@ -126,7 +126,7 @@ func (c *Client) renewDue(ctx context.Context) time.Time {
 		}
 		switch {
 		case e == nil:
-			l.deadline = sent.Add(l.lease.TTL)
+			l.deadline = heldUntil(sent, l.lease.TTL)
 			l.nextRenew = sent.Add(l.interval)
 			l.lastErr = nil
 		case errors.Is(e, ErrNotHeld):

@@ -88,7 +88,10 @@ type Driver interface {
 	Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
 
 	// Release deletes the lock only if l.Token still holds l.Key.
-	// ErrNotHeld if it does not (expired, taken over, removed).
+	// ErrNotHeld if it does not (expired, taken over, removed). l.Fence is 0
+	// when the acquire's answer was lost (the portable layer then releases
+	// by token alone): a driver that guards release by fence must then
+	// match the token only.
 	Release(ctx context.Context, l Lease) error
 
 	// Renew extends each lease by its TTL, from now on the store's clock, only
