@@ -272,26 +272,7 @@ func TestWakeUpThroughNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		wl, err := waiter.Lock(ctx, "k", distlock.WithBackoff(10*time.Second, 10*time.Second))
-		if err == nil {
-			err = wl.Unlock(ctx)
-		}
-		done <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
-	if err := l.Unlock(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("a Client made by New was not woken by a release through Open on the same file")
-	}
+	expectWoken(t, waiter, l, "a Client made by New was not woken by a release through Open on the same file")
 }
 
 // TestMutualExclusion runs several Clients on one file, each with several
@@ -392,16 +373,25 @@ func TestInMemoryUserDB(t *testing.T) {
 	if _, err := b.TryLock(ctx, "k"); !errors.Is(err, distlock.ErrLocked) {
 		t.Fatalf("second TryLock: %v", err)
 	}
+	expectWoken(t, b, l, "waiter on the same in-memory *sql.DB was not woken")
+}
+
+// expectWoken starts a Lock on held's key through waiter, with a back-off so
+// long that only a wake-up can end its wait in time, then releases held and
+// fails with msg unless the waiter gets the lock within 3 s.
+func expectWoken(t *testing.T, waiter *distlock.Client, held *distlock.Lock, msg string) {
+	t.Helper()
+	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() {
-		wl, err := b.Lock(ctx, "k", distlock.WithBackoff(10*time.Second, 10*time.Second))
+		wl, err := waiter.Lock(ctx, held.Key(), distlock.WithBackoff(10*time.Second, 10*time.Second))
 		if err == nil {
 			err = wl.Unlock(ctx)
 		}
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
-	if err := l.Unlock(ctx); err != nil {
+	time.Sleep(100 * time.Millisecond)
+	if err := held.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -410,7 +400,7 @@ func TestInMemoryUserDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(3 * time.Second):
-		t.Fatal("waiter on the same in-memory *sql.DB was not woken")
+		t.Fatal(msg)
 	}
 }
 

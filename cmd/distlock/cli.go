@@ -66,15 +66,7 @@ func (c *cli) usageError(sub, format string, args ...any) int {
 
 // logger receives the library's warnings (renewal failures, losses).
 func (c *cli) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{
-		Level: slog.LevelWarn,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
+	return slog.New(&warnHandler{mu: new(sync.Mutex), w: c.stderr})
 }
 
 // open connects to the store chosen by --store, $DISTLOCK_STORE or the

@@ -88,6 +88,11 @@ type Dialect struct {
 	// Inspect reads the row of a key if it is held now.
 	Inspect string
 
+	// Prepare makes Init prepare the fixed statements (Acquire,
+	// AcquireRead, Release, Inspect) once. Off for connections that cannot
+	// keep prepared statements (PostgreSQL behind a transaction-mode pooler).
+	Prepare bool
+
 	// Placeholder returns the i-th (1-based) bind placeholder: "?", "?3",
 	// "$3".
 	Placeholder func(i int) string

@@ -72,6 +72,7 @@ var SQLite = &Dialect{
 	// (1000 parameters) keep each statement small.
 	MaxBatch:    500,
 	Inspect:     SQLiteInspect,
+	Prepare:     true,
 	Placeholder: NumberedPlaceholder("?"),
 	Unavailable: sqliteUnavailable,
 }
