@@ -49,7 +49,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.Backend)
 	}
 	b.WriteString(": ")
-	b.WriteString(strings.TrimPrefix(e.Err.Error(), "distlock: "))
+	// Wrapped sentinels each start with "distlock: "; say it once.
+	msg := strings.TrimPrefix(e.Err.Error(), "distlock: ")
+	b.WriteString(strings.ReplaceAll(msg, ": distlock: ", ": "))
 	return b.String()
 }
 

@@ -2,6 +2,7 @@ package distlock
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,9 @@ func TestErrorMessage(t *testing.T) {
 	}
 	if !errors.Is(e, ErrLocked) {
 		t.Error("Error does not unwrap to its sentinel")
+	}
+	nested := &Error{Op: "renew", Key: "k", Backend: "sqlite", Err: fmt.Errorf("%w: %w", ErrLost, ErrNotHeld)}
+	if got, want := nested.Error(), `distlock: renew "k" on sqlite: lock lost: lock is not held`; got != want {
+		t.Errorf("nested message %q, want %q", got, want)
 	}
 }
