@@ -186,6 +186,32 @@ func newDriver(ctx context.Context, db *sql.DB, o Options, owned bool) (*sqliteD
 	if err := leaserow.ValidateTable(o.Table); err != nil {
 		return nil, err
 	}
+	// Processes that open a new file at the same moment race to switch it to
+	// WAL and create the table; the loser gets SQLITE_BUSY at once, without
+	// the busy handler. Setting up again is safe: every step is idempotent.
+	deadline := time.Now().Add(o.BusyTimeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		d, err := setUp(ctx, db, o, owned)
+		if err == nil || !isBusy(err) || time.Now().Add(pause).After(deadline) {
+			return d, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	code, ok := leaserow.ErrorCode(err)
+	return ok && code&0xff == sqliteBusy
+}
+
+const sqliteBusy = 5
+
+func setUp(ctx context.Context, db *sql.DB, o Options, owned bool) (*sqliteDriver, error) {
 	dialect := leaserow.SQLite
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version); err != nil {
