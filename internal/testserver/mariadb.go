@@ -18,10 +18,9 @@ import (
 // external server, MariaDB or MySQL, named by DISTLOCK_TEST_MYSQL. Private
 // servers need MariaDB: MySQL 8 has no mysql_install_db.
 type MariaDB struct {
-	t   testing.TB
+	lifecycle
 	dsn string
 	tg  myTarget
-	p   *process // nil for an external server
 }
 
 // mariadbDirs are searched for the server and its installer after PATH.
@@ -57,7 +56,7 @@ func StartMariaDB(t testing.TB, opts ...Option) *MariaDB {
 		if err := myPing(ctx, tg, false); err != nil {
 			testenv.Unavailable(t, "testserver: %s=%s does not answer: %v", EnvMySQL, dsn, err)
 		}
-		return &MariaDB{t: t, dsn: dsn, tg: tg}
+		return &MariaDB{lifecycle: lifecycle{t: t, server: "MariaDB", env: EnvMySQL}, dsn: dsn, tg: tg}
 	}
 	if !supported {
 		testenv.Unavailable(t, "testserver: private MariaDB servers need a Unix system; set %s to a DSN to use a running server", EnvMySQL)
@@ -130,10 +129,9 @@ func StartMariaDB(t testing.TB, opts ...Option) *MariaDB {
 	t.Logf("testserver: %s on %s ready in %v (data directory copied in %v)",
 		p.name, p.addr(), took.Round(time.Millisecond), copied.Round(time.Millisecond))
 	return &MariaDB{
-		t:   t,
-		dsn: fmt.Sprintf("root@tcp(%s)/test", p.addr()),
-		tg:  myTarget{network: "tcp", addr: p.addr(), user: "root", db: "test"},
-		p:   p,
+		lifecycle: lifecycle{t: t, p: p, server: "MariaDB", env: EnvMySQL},
+		dsn:       fmt.Sprintf("root@tcp(%s)/test", p.addr()),
+		tg:        myTarget{network: "tcp", addr: p.addr(), user: "root", db: "test"},
 	}
 }
 
@@ -182,42 +180,8 @@ func (m *MariaDB) DSN() string { return m.dsn }
 // Unix socket, the socket's path).
 func (m *MariaDB) Addr() string { return m.tg.addr }
 
-// External reports whether the server is an external one (from
-// DISTLOCK_TEST_MYSQL), whose lifecycle the test does not control.
-func (m *MariaDB) External() bool { return m.p == nil }
-
 // Ping logs in as root into test over a new connection and quits: a round
 // trip that fails, after ctx's deadline, while the server is paused. For an
 // external server, whose password it does not know, the server's greeting
 // counts as an answer.
 func (m *MariaDB) Ping(ctx context.Context) error { return myPing(ctx, m.tg, m.p != nil) }
-
-// Stop shuts the server down (SIGTERM: clients are disconnected) and waits
-// for it to exit; after 15s it is killed and the test fails.
-func (m *MariaDB) Stop() { m.t.Helper(); m.private("Stop").stop() }
-
-// Kill kills the server (SIGKILL), as a crash would, and waits for it to
-// exit. Transactions committed in the last second may be lost
-// (innodb_flush_log_at_trx_commit is 0).
-func (m *MariaDB) Kill() { m.t.Helper(); m.private("Kill").kill() }
-
-// Pause stops the server (SIGSTOP): connections stay open, and requests go
-// unanswered until Resume.
-func (m *MariaDB) Pause() { m.t.Helper(); m.private("Pause").pause() }
-
-// Resume continues a paused server (SIGCONT).
-func (m *MariaDB) Resume() { m.t.Helper(); m.private("Resume").resume() }
-
-// Restart stops the server if it runs and starts it again on the same
-// address, with the same data directory: data survives, except what a Kill
-// lost.
-func (m *MariaDB) Restart() { m.t.Helper(); m.private("Restart").restart() }
-
-func (m *MariaDB) private(op string) *process {
-	m.t.Helper()
-	if m.p == nil {
-		m.t.Skipf("testserver: %s needs a private MariaDB server, but %s names an external one; unset it, or start the server with testserver.Private()",
-			op, EnvMySQL)
-	}
-	return m.p
-}

@@ -192,6 +192,7 @@ func TestMariaDBExternal(t *testing.T) {
 }
 
 func TestMariaDBMissingBinary(t *testing.T) {
+	t.Setenv(EnvMySQL, "") // the external server would be used instead
 	t.Setenv("PATH", t.TempDir())
 	saved := mariadbDirs
 	mariadbDirs = nil

@@ -18,10 +18,9 @@ import (
 // A Postgres is a PostgreSQL server for one test: a private postgres child
 // process, or the external server named by DISTLOCK_TEST_POSTGRES.
 type Postgres struct {
-	t   testing.TB
+	lifecycle
 	dsn string
 	tg  pgTarget
-	p   *process // nil for an external server
 }
 
 // postgresDirGlobs are searched, newest version first, for a directory
@@ -64,7 +63,7 @@ func StartPostgres(t testing.TB, opts ...Option) *Postgres {
 		if err := pgPing(ctx, tg, true); err != nil {
 			testenv.Unavailable(t, "testserver: %s=%s does not answer: %v", EnvPostgres, dsn, err)
 		}
-		return &Postgres{t: t, dsn: dsn, tg: tg}
+		return &Postgres{lifecycle: lifecycle{t: t, server: "PostgreSQL", env: EnvPostgres}, dsn: dsn, tg: tg}
 	}
 	if !supported {
 		testenv.Unavailable(t, "testserver: private PostgreSQL servers need a Unix system; set %s to a DSN to use a running server", EnvPostgres)
@@ -130,10 +129,9 @@ func StartPostgres(t testing.TB, opts ...Option) *Postgres {
 	t.Logf("testserver: postgres on %s ready in %v (data directory copied in %v)",
 		p.addr(), took.Round(time.Millisecond), copied.Round(time.Millisecond))
 	return &Postgres{
-		t:   t,
-		dsn: fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", p.addr()),
-		tg:  pgTarget{network: "tcp", addr: p.addr(), user: "postgres", db: "postgres"},
-		p:   p,
+		lifecycle: lifecycle{t: t, p: p, server: "PostgreSQL", env: EnvPostgres},
+		dsn:       fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", p.addr()),
+		tg:        pgTarget{network: "tcp", addr: p.addr(), user: "postgres", db: "postgres"},
 	}
 }
 
@@ -210,42 +208,7 @@ func (pg *Postgres) DSN() string { return pg.dsn }
 // Unix socket, the socket's path).
 func (pg *Postgres) Addr() string { return pg.tg.addr }
 
-// External reports whether the server is an external one (from
-// DISTLOCK_TEST_POSTGRES), whose lifecycle the test does not control.
-func (pg *Postgres) External() bool { return pg.p == nil }
-
 // Ping logs in over a new connection and out again: a round trip that fails,
 // after ctx's deadline, while the server is paused. For an external server
 // that asks for a password, being asked counts as an answer.
 func (pg *Postgres) Ping(ctx context.Context) error { return pgPing(ctx, pg.tg, pg.p == nil) }
-
-// Stop shuts the server down (SIGINT, PostgreSQL's fast shutdown: clients are
-// disconnected) and waits for it to exit; after 15s it is killed and the test
-// fails.
-func (pg *Postgres) Stop() { pg.t.Helper(); pg.private("Stop").stop() }
-
-// Kill kills the server and every backend (SIGKILL to its process group), as
-// a crash would, and waits for it to exit. Transactions committed in the last
-// moments before may be lost (synchronous_commit is off).
-func (pg *Postgres) Kill() { pg.t.Helper(); pg.private("Kill").kill() }
-
-// Pause stops the server and every backend (SIGSTOP to its process group):
-// connections stay open, and requests go unanswered until Resume.
-func (pg *Postgres) Pause() { pg.t.Helper(); pg.private("Pause").pause() }
-
-// Resume continues a paused server (SIGCONT).
-func (pg *Postgres) Resume() { pg.t.Helper(); pg.private("Resume").resume() }
-
-// Restart stops the server if it runs and starts it again on the same
-// address, with the same data directory: data survives, except what a Kill
-// lost.
-func (pg *Postgres) Restart() { pg.t.Helper(); pg.private("Restart").restart() }
-
-func (pg *Postgres) private(op string) *process {
-	pg.t.Helper()
-	if pg.p == nil {
-		pg.t.Skipf("testserver: %s needs a private PostgreSQL server, but %s names an external one; unset it, or start the server with testserver.Private()",
-			op, EnvPostgres)
-	}
-	return pg.p
-}

@@ -204,6 +204,7 @@ func TestPostgresExternal(t *testing.T) {
 }
 
 func TestPostgresMissingBinary(t *testing.T) {
+	t.Setenv(EnvPostgres, "") // the external server would be used instead
 	t.Setenv("PATH", t.TempDir())
 	saved := postgresDirGlobs
 	postgresDirGlobs = nil

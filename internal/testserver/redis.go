@@ -16,9 +16,8 @@ import (
 // A Redis is a Redis server for one test: a private redis-server child
 // process, or the external server named by DISTLOCK_TEST_REDIS.
 type Redis struct {
-	t    testing.TB
+	lifecycle
 	addr string
-	p    *process // nil for an external server
 }
 
 // redisDirs are searched for redis-server after PATH.
@@ -38,7 +37,7 @@ func StartRedis(t testing.TB, opts ...Option) *Redis {
 		if err := redisPing(ctx, addr); err != nil {
 			testenv.Unavailable(t, "testserver: %s=%s does not answer PING: %v", EnvRedis, addr, err)
 		}
-		return &Redis{t: t, addr: addr}
+		return &Redis{lifecycle: lifecycle{t: t, server: "Redis", env: EnvRedis}, addr: addr}
 	}
 	if !supported {
 		testenv.Unavailable(t, "testserver: private Redis servers need a Unix system; set %s=host:port to use a running server", EnvRedis)
@@ -77,48 +76,15 @@ func StartRedis(t testing.TB, opts ...Option) *Redis {
 	t.Cleanup(p.cleanup)
 	took := p.start()
 	t.Logf("testserver: redis-server on %s ready in %v", p.addr(), took.Round(time.Millisecond))
-	return &Redis{t: t, addr: p.addr(), p: p}
+	return &Redis{lifecycle: lifecycle{t: t, p: p, server: "Redis", env: EnvRedis}, addr: p.addr()}
 }
 
 // Addr returns the server's host:port.
 func (r *Redis) Addr() string { return r.addr }
 
-// External reports whether the server is an external one (from
-// DISTLOCK_TEST_REDIS), whose lifecycle the test does not control.
-func (r *Redis) External() bool { return r.p == nil }
-
 // Ping sends PING and expects +PONG: a round trip that fails, after ctx's
 // deadline, while the server is paused.
 func (r *Redis) Ping(ctx context.Context) error { return redisPing(ctx, r.addr) }
-
-// Stop shuts the server down (SIGTERM) and waits for it to exit; after 15s it
-// is killed and the test fails.
-func (r *Redis) Stop() { r.t.Helper(); r.private("Stop").stop() }
-
-// Kill kills the server (SIGKILL) and waits for it to exit.
-func (r *Redis) Kill() { r.t.Helper(); r.private("Kill").kill() }
-
-// Pause stops the server (SIGSTOP): connections stay open, and requests go
-// unanswered until Resume.
-func (r *Redis) Pause() { r.t.Helper(); r.private("Pause").pause() }
-
-// Resume continues a paused server (SIGCONT).
-func (r *Redis) Resume() { r.t.Helper(); r.private("Resume").resume() }
-
-// Restart stops the server if it runs and starts it again on the same
-// address. Redis keeps nothing on disk here, so every key is lost.
-func (r *Redis) Restart() { r.t.Helper(); r.private("Restart").restart() }
-
-// private returns the child process, or skips the test for an external
-// server, whose lifecycle it cannot control.
-func (r *Redis) private(op string) *process {
-	r.t.Helper()
-	if r.p == nil {
-		r.t.Skipf("testserver: %s needs a private Redis server, but %s=%s names an external one; unset it, or start the server with testserver.Private()",
-			op, EnvRedis, r.addr)
-	}
-	return r.p
-}
 
 // redisPing sends PING over a new connection and expects +PONG.
 func redisPing(ctx context.Context, addr string) error {

@@ -162,6 +162,7 @@ func TestRedisExternalUnreachable(t *testing.T) {
 }
 
 func TestRedisMissingBinary(t *testing.T) {
+	t.Setenv(EnvRedis, "") // the external server would be used instead
 	t.Setenv("PATH", t.TempDir())
 	saved := redisDirs
 	redisDirs = nil
