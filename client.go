@@ -316,21 +316,11 @@ func (c *Client) releaseLater(l driver.Lease, until time.Time) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		backoff := 20 * time.Millisecond
-		for time.Now().Before(until) {
-			ctx, cancel := context.WithDeadline(context.Background(), until)
-			err := c.drv.Release(ctx, l)
-			cancel()
-			if err == nil || errors.Is(err, ErrNotHeld) {
-				return
-			}
-			select {
-			case <-time.After(jitter(backoff)):
-			case <-c.closing.Done():
-				return // the lock expires by its TTL; Close must not hang on a dead store
-			}
-			backoff = min(backoff*2, time.Second)
-		}
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		defer cancel()
+		// After Close, no retry: the lock expires by its TTL, and Close must
+		// not hang on a dead store.
+		c.releaseLease(ctx, l, until, c.closing.Done())
 	}()
 }
 

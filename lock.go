@@ -142,7 +142,7 @@ func (l *Lock) release(ctx context.Context, reason error) error {
 	c.mu.Unlock()
 	c.poke()
 
-	err := c.releaseLease(ctx, lease, deadline)
+	err := c.releaseLease(ctx, lease, deadline, nil)
 	switch {
 	case err == nil:
 		l.finish(stateReleased, wrapReason(c, l.key, reason), false)
@@ -166,8 +166,9 @@ func wrapReason(c *Client, key string, reason error) error {
 }
 
 // releaseLease calls the driver, retrying failures that are not answers
-// while ctx and the lock's deadline allow.
-func (c *Client) releaseLease(ctx context.Context, lease driver.Lease, deadline time.Time) error {
+// while ctx and the deadline allow; a retry also stops when stop closes
+// (nil: never). It returns the last error.
+func (c *Client) releaseLease(ctx context.Context, lease driver.Lease, deadline time.Time, stop <-chan struct{}) error {
 	backoff := 10 * time.Millisecond
 	for {
 		err := c.drv.Release(ctx, lease)
@@ -180,6 +181,8 @@ func (c *Client) releaseLease(ctx context.Context, lease driver.Lease, deadline 
 		}
 		select {
 		case <-ctx.Done():
+			return err
+		case <-stop:
 			return err
 		case <-time.After(wait):
 		}

@@ -183,7 +183,7 @@ func (c *cli) acquire(ctx context.Context, client *distlock.Client, o *runOption
 		// with who is in the way.
 		l, err = client.TryLock(lctx, o.key)
 		if errors.Is(err, distlock.ErrLocked) {
-			c.sayWaiting(lctx, client, o)
+			c.sayWaiting(lctx, client, o, err)
 			l, err = client.Lock(lctx, o.key)
 		}
 	default:
@@ -206,12 +206,12 @@ func (c *cli) acquire(ctx context.Context, client *distlock.Client, o *runOption
 }
 
 // sayWaiting tells a terminal user, once, what distlock is waiting for.
-func (c *cli) sayWaiting(ctx context.Context, client *distlock.Client, o *runOptions) {
+func (c *cli) sayWaiting(ctx context.Context, client *distlock.Client, o *runOptions, err error) {
 	what := fmt.Sprintf("waiting for lock %q", o.key)
 	if o.wait.set {
 		what = fmt.Sprintf("waiting up to %v for lock %q", o.wait.d, o.key)
 	}
-	if h, ok := holder(ctx, client, o.key); ok {
+	if h, ok := holder(ctx, client, o.key, err); ok {
 		c.errorf("%s, held by %s", what, h)
 		return
 	}
@@ -224,19 +224,19 @@ func (c *cli) notAcquired(ctx context.Context, client *distlock.Client, o *runOp
 	if !o.wait.tryOnce() {
 		within = " within " + o.wait.String()
 	}
-	if st, ok := distlock.HolderOf(err); ok {
-		c.errorf("lock %q not acquired%s: held by %s", o.key, within, describeHolder(st))
-		return
-	}
-	if h, ok := holder(ctx, client, o.key); ok {
+	if h, ok := holder(ctx, client, o.key, err); ok {
 		c.errorf("lock %q not acquired%s: held by %s", o.key, within, h)
 		return
 	}
 	c.errorf("lock %q not acquired%s: %s", o.key, within, trimPrefix(err))
 }
 
-// holder describes who holds key, if the store can say within a moment.
-func holder(ctx context.Context, client *distlock.Client, key string) (string, bool) {
+// holder describes who holds key: from err (the contention answer) when the
+// store said there, else by asking the store, for a moment at most.
+func holder(ctx context.Context, client *distlock.Client, key string, err error) (string, bool) {
+	if st, ok := distlock.HolderOf(err); ok {
+		return describeHolder(st), true
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	st, err := client.Status(ctx, key)
