@@ -28,6 +28,7 @@ type Client struct {
 	closed  bool
 	held    map[*Lock]struct{}
 	kick    chan struct{}   // wakes the renewal loop when the held set changes
+	planned time.Time       // when the renewal loop next wakes; zero while it is busy (guarded by mu)
 	closing context.Context // cancelled by Close: pending Lock calls return
 	doClose context.CancelFunc
 	stop    context.CancelFunc
@@ -433,7 +434,15 @@ func (c *Client) track(l *Lock) error {
 		return ErrClosed
 	}
 	c.held[l] = struct{}{}
-	c.poke()
+	// Wake the loop only if this lock is due before its planned wake-up: a
+	// wake-up per acquire costs the uncontended path a goroutine switch.
+	due := l.deadline
+	if l.autoRenew {
+		due = earliest(due, l.nextRenew)
+	}
+	if due.Before(c.planned) {
+		c.poke()
+	}
 	return nil
 }
 

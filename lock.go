@@ -140,7 +140,6 @@ func (l *Lock) release(ctx context.Context, reason error) error {
 	delete(c.held, l) // no renewal from now on
 	lease, deadline := l.lease, l.deadline
 	c.mu.Unlock()
-	c.poke()
 
 	err := c.releaseLease(ctx, lease, deadline, nil)
 	switch {
@@ -246,7 +245,6 @@ func (l *Lock) Refresh(ctx context.Context) error {
 			l.nextRenew = sent.Add(l.interval)
 		}
 		c.mu.Unlock()
-		c.poke()
 		return nil
 	case errors.Is(err, ErrNotHeld):
 		l.lose(err)

@@ -80,6 +80,12 @@ func (c *Client) renewDue(ctx context.Context) time.Time {
 	for i, l := range expired {
 		lastErrs[i] = l.lastErr
 	}
+	// Locks tracked from now on poke the loop only if due before next; while
+	// a batch is out (zero), the pass after it sees them.
+	c.planned = next
+	if len(batch) > 0 {
+		c.planned = time.Time{}
+	}
 	c.mu.Unlock()
 
 	for i, l := range expired {

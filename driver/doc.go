@@ -42,9 +42,9 @@
 //     ordered queue of waiters. AcquireWait returns only when the lock is held
 //     or ctx ends, and on ctx end it removes its own queue entry.
 //
-// # How the stores to come fit
+// # How the other stores fit
 //
-// Redis (package redislock, to come). Acquire is one Lua script: SET key token PX ttl
+// Redis (package redislock). Acquire is one Lua script: SET key token PX ttl
 // if absent (or if it already holds our token), INCR the fence counter kept
 // under the same hash tag, return the fence; on contention return the holder's
 // PTTL in the HeldError so the fallback timer is exact. Release and Renew are
@@ -55,7 +55,7 @@
 // [Queuer] if waiters take turns through a server-side list so that one
 // release wakes one waiter, oldest first.
 //
-// etcd (package etcdlock, to come). One lease per Client, kept alive by the driver.
+// etcd (package etcdlock). One lease per Client, kept alive by the driver.
 // [Queuer] is the natural fit: AcquireWait puts K/<lease hex> in one Txn (if
 // absent, bound to the lease, the token as value), then waits for the deletion
 // of the key with the next-lower create revision, exactly as etcd's own

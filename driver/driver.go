@@ -118,8 +118,10 @@ type Notifier interface {
 	// receives a value (best effort, it may coalesce) when the key may have
 	// become free. A driver may wake every subscriber or only one (the
 	// longest waiting, to avoid a stampede); one that wakes only one must pass
-	// an unused wake-up on when that subscriber cancels. The subscription is
-	// active when Subscribe returns, so a release after it is never missed.
+	// an unused wake-up on when that subscriber cancels. A release after
+	// Subscribe returns is never missed: either the subscription is active
+	// when Subscribe returns, or the driver wakes the subscriber once it has
+	// become active (so the caller's next attempt sees any release between).
 	// Subscribers also re-check on a timer, so a lost wake-up costs latency,
 	// never correctness. cancel stops it and must be called.
 	Subscribe(ctx context.Context, key string) (wake <-chan struct{}, cancel func(), err error)
@@ -130,6 +132,7 @@ type Notifier interface {
 type Queuer interface {
 	// AcquireWait blocks until req.Key is held for req.Token or ctx ends.
 	// When ctx ends first it removes its own queue entry before returning, so
-	// it never blocks the waiters behind it, and returns ctx's error.
+	// it never blocks the waiters behind it, and returns ctx's error joined
+	// with ErrLocked (ideally a *HeldError naming the holder it waited for).
 	AcquireWait(ctx context.Context, req AcquireRequest) (Lease, error)
 }

@@ -40,6 +40,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.run(ctx, rest)
 	case "status":
 		return c.status(ctx, rest)
+	case "migrate":
+		return c.migrate(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	case "version", "-version", "--version":

@@ -40,7 +40,7 @@ func TestUsageErrors(t *testing.T) {
 		{"store without scheme", []string{"run", "--store", "/tmp/x.db", "k", "--", "true"}, "has no scheme"},
 		{"malformed store", []string{"run", "--store", "::nope", "k", "--", "true"}, "malformed store URL"},
 		{"unknown scheme", []string{"run", "--store", "nosuch://x", "k", "--", "true"}, `unknown store scheme "nosuch"`},
-		{"driver not compiled in", []string{"run", "--store", "postgres://db/x", "k", "--", "true"}, "import github.com/distlock/distlock/pglock"},
+		{"unknown scheme lists every compiled-in store", []string{"run", "--store", "nosuch://x", "k", "--", "true"}, "etcd, faulty, mysql, postgres, postgresql, redis, rediss, redlock, sqlite"},
 		{"store parameter unknown", []string{"run", "--store", "sqlite:///nonexistent/x.db?bogus=1", "k", "--", "true"}, "bogus"},
 		{"ttl below the store's minimum", []string{"run", "--store", store, "--ttl", "1ms", "k", "--", "true"}, "ttl 1ms is below sqlite's minimum"},
 		{"owner too long", []string{"run", "--store", store, "--owner", long, "k", "--", "true"}, "owner is 300 bytes"},

@@ -13,7 +13,8 @@ import (
 
 const shortUsage = `usage: distlock run [flags] KEY -- CMD [ARGS...]
        distlock status [--store URL] [--json] KEY
-       distlock help [run|status]
+       distlock migrate [--store URL] [--print]
+       distlock help [run|status|migrate]
        distlock version
 Run 'distlock help' for details.
 `
@@ -29,8 +30,12 @@ func (c *cli) help(args []string) int {
 		var store string
 		var asJSON bool
 		writeStatusUsage(c.stdout, statusFlags(&store, &asJSON))
+	case len(args) == 1 && args[0] == "migrate":
+		var store string
+		var print bool
+		writeMigrateUsage(c.stdout, migrateFlags(&store, &print))
 	default:
-		c.errorf("help: unknown topic %q (topics: run, status)", strings.Join(args, " "))
+		c.errorf("help: unknown topic %q (topics: run, status, migrate)", strings.Join(args, " "))
 		return exitUsage
 	}
 	return exitOK
@@ -84,7 +89,8 @@ cron jobs and deploy steps that run on several machines.
 Usage:
   distlock run [--store URL] [--ttl D] [--wait D] [--grace D] [--owner S] KEY -- CMD [ARGS...]
   distlock status [--store URL] [--json] KEY
-  distlock help [run|status]
+  distlock migrate [--store URL] [--print]
+  distlock help [run|status|migrate]
   distlock version
 
 Flags come before KEY; "--" ends distlock's arguments and CMD follows it.
@@ -108,6 +114,12 @@ status
   Prints whether KEY is held and by whom (owner, fence, time left); --json
   prints {"key", "held", "owner", "fence", "ttl_ms"}. Exits 0 whether the key
   is held or free.
+
+migrate
+  Creates the lock table of an SQL store (sqlite, postgres, mysql) if it is
+  missing, as a Client does on first use unless the URL says
+  create_table=false; --print writes the SQL on stdout instead, without
+  connecting. Exits 0 when the table is ready.
 
 Exit codes:
   %-7d success: CMD exited 0; status answered (held or free)

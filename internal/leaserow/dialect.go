@@ -1,6 +1,7 @@
 package leaserow
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"regexp"
@@ -66,8 +67,19 @@ type Dialect struct {
 	ClockArg bool
 	// AcquireRead, if set, is for databases without INSERT ... RETURNING:
 	// Acquire is then executed for its effect only, and AcquireRead reads
-	// the row back by key (a second statement).
+	// the row back by key (a second statement). See also ReadOnEmpty.
 	AcquireRead string
+	// Granted, if set with AcquireRead, reads Acquire's result (affected
+	// rows, last insert id) and reports whether the statement took the
+	// row, and with which fence; only when it did not is AcquireRead sent.
+	// MySQL reports the new fence through LAST_INSERT_ID(expr), so an
+	// uncontended acquire is one round trip.
+	Granted func(res sql.Result) (fence int64, ok bool, err error)
+	// ReadOnEmpty, with AcquireRead, is for databases with RETURNING whose
+	// Acquire returns the row only when it wrote it (PostgreSQL's ON
+	// CONFLICT ... DO UPDATE ... WHERE): when it returns no row,
+	// AcquireRead reads the holder.
+	ReadOnEmpty bool
 
 	// Release frees the row if the token holds it; it affects one row or
 	// none.
@@ -203,4 +215,11 @@ func ErrorCode(err error) (int, bool) {
 		return c.Code(), true
 	}
 	return 0, false
+}
+
+// Schema returns the statements that create the lock table named table (if
+// it does not exist), as a Store runs them: for distlock migrate and for
+// teams that manage their schema themselves.
+func (d *Dialect) Schema(table string) []string {
+	return []string{withTable(d.CreateTable, table)}
 }

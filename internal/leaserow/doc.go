@@ -1,8 +1,9 @@
 // Package leaserow is the lock code every SQL backend shares: one lease row
 // per key, written by one autocommit statement per call and judged by the
 // database's clock. Each database is a [Dialect] of it (its statements, its
-// placeholder style, its error classifier), never a copy: [SQLite] is the
-// first; PostgreSQL and MySQL/MariaDB are dialects to come.
+// placeholder style, its error classifier), never a copy: [SQLite],
+// [Postgres] and [MySQL], plus the session-lock variants [PostgresSession]
+// and [MySQLSession].
 //
 // # Schema
 //

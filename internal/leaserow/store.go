@@ -73,6 +73,8 @@ type Store struct {
 	release, inspect         string
 	renewTmpl, renewReadTmpl string               // markers for the placeholder lists remain
 	prepared                 map[string]*sql.Stmt // by statement text; set by Init, read-only after
+	batchMu                  sync.Mutex
+	batchStmts               map[string]*sql.Stmt // prepared renewals of small batches, by text
 	closeOnce                sync.Once
 	closeErr                 error
 }
@@ -182,6 +184,12 @@ func (s *Store) closeStmts() error {
 	for _, st := range s.prepared {
 		errs = append(errs, st.Close())
 	}
+	s.batchMu.Lock()
+	for _, st := range s.batchStmts {
+		errs = append(errs, st.Close())
+	}
+	s.batchStmts = nil
+	s.batchMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -200,6 +208,16 @@ func ttlMillis(ttl time.Duration) int64 {
 // lock is ours if the returned token is ours: this also makes a retry with
 // the same token, while the lock is held, return the lease unchanged.
 func (s *Store) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
+	return s.acquireOn(ctx, nil, req)
+}
+
+// acquireOn is Acquire with its statements sent on conn, or through the
+// pool when conn is nil.
+func (s *Store) acquireOn(ctx context.Context, conn *sql.Conn, req driver.AcquireRequest) (driver.Lease, error) {
+	queryRow, exec := s.queryRow, s.exec
+	if conn != nil {
+		queryRow, exec = conn.QueryRowContext, conn.ExecContext
+	}
 	if req.Token == "" {
 		return driver.Lease{}, fmt.Errorf("%w: empty token", distlock.ErrInvalid)
 	}
@@ -218,15 +236,31 @@ func (s *Store) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.
 	if s.d.ClockArg {
 		args = append(args, time.Now().UnixMicro())
 	}
-	if s.acquireRead == "" {
-		err = s.queryRow(ctx, s.acquire, args...).Scan(&token, &fence, &owner, &ttl, &remain)
+	granted := false
+	if s.acquireRead == "" || s.d.ReadOnEmpty {
+		err = queryRow(ctx, s.acquire, args...).Scan(&token, &fence, &owner, &ttl, &remain)
+		if errors.Is(err, sql.ErrNoRows) && s.d.ReadOnEmpty {
+			err = queryRow(ctx, s.acquireRead, req.Key).Scan(&token, &fence, &owner, &ttl, &remain)
+		}
 	} else {
-		_, err = s.exec(ctx, s.acquire, args...)
-		if err == nil {
-			err = s.queryRow(ctx, s.acquireRead, req.Key).Scan(&token, &fence, &owner, &ttl, &remain)
+		var res sql.Result
+		res, err = exec(ctx, s.acquire, args...)
+		if err == nil && s.d.Granted != nil {
+			fence, granted, err = s.d.Granted(res)
+		}
+		if err == nil && !granted {
+			err = queryRow(ctx, s.acquireRead, req.Key).Scan(&token, &fence, &owner, &ttl, &remain)
 		}
 	}
 	leave()
+	if granted {
+		return driver.Lease{Key: req.Key, Token: req.Token, Fence: uint64(fence), TTL: millis(args[3].(int64))}, nil
+	}
+	if errors.Is(err, sql.ErrNoRows) && s.d.ReadOnEmpty {
+		// The holder's row went between the two statements: the key was
+		// held when we tried, by someone we can no longer name.
+		return driver.Lease{}, &driver.HeldError{Holder: driver.Holder{Held: true}}
+	}
 	if err != nil {
 		// sql.ErrNoRows included: the statement always returns the row.
 		return driver.Lease{}, s.classify(err)
@@ -319,7 +353,15 @@ func (s *Store) renewChunk(ctx context.Context, chunk []driver.Lease, renewed ma
 	}
 	// No UPDATE ... RETURNING: the row count tells whether all were
 	// renewed; only when some were not does a read say which.
-	res, err := s.db.ExecContext(ctx, query, args...)
+	var (
+		res sql.Result
+		err error
+	)
+	if st := s.batchStmt(ctx, query, len(chunk)); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = s.db.ExecContext(ctx, query, args...)
+	}
 	if err != nil {
 		return err
 	}
@@ -334,6 +376,35 @@ func (s *Store) renewChunk(ctx context.Context, chunk []driver.Lease, renewed ma
 		return nil
 	}
 	return s.collect(ctx, s.d.batchSQL(s.renewReadTmpl, len(chunk)), args, renewed)
+}
+
+// maxPreparedBatch is the largest renewal batch whose statement is prepared
+// and kept (with Dialect.Prepare): a Client renews its locks with one TTL
+// together, so a few sizes recur; larger batches are rare and sent as they
+// are.
+const maxPreparedBatch = 16
+
+// batchStmt returns query prepared, once per Store, for a batch of n leases
+// when the dialect prepares statements and n is small; nil otherwise (and
+// when preparing fails: the statement is then sent unprepared).
+func (s *Store) batchStmt(ctx context.Context, query string, n int) *sql.Stmt {
+	if !s.d.Prepare || n > maxPreparedBatch {
+		return nil
+	}
+	s.batchMu.Lock()
+	defer s.batchMu.Unlock()
+	if st := s.batchStmts[query]; st != nil {
+		return st
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if s.batchStmts == nil {
+		s.batchStmts = make(map[string]*sql.Stmt)
+	}
+	s.batchStmts[query] = st
+	return st
 }
 
 // distinct counts the different leases in chunk.

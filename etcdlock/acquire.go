@@ -1,0 +1,296 @@
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/driver"
+)
+
+// heldBy returns the lease if this driver already holds req.Key for
+// req.Token (a retried request).
+func (d *etcdDriver) heldBy(req driver.AcquireRequest) (driver.Lease, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.tokens[req.Token]; e != nil && e.held && e.name == req.Key {
+		return e.driverLease(), true
+	}
+	return driver.Lease{}, false
+}
+
+// Acquire tries once to take the lock (TryLock). When nobody is in the
+// queue it is one Txn that writes our key only if no key exists under the
+// lock's prefix, with a keep-alive of the lease sent beside it (so that the
+// TTL the caller counts from before the call is covered by the server). When
+// the queue is not empty the same Txn reads the holder instead, and nothing
+// is written: contention costs one round trip and no write. Only when the
+// queue holds nothing but the keys of deeper locks ("a/b/..." for "a") does
+// it fall back to writing its key and checking its place, as
+// concurrency.Mutex.TryLock does (two or three round trips).
+//
+// A Txn whose answer is lost is sent again: our key's name and value are
+// ours alone, so the retry learns what the first one did. If the store stays
+// unreachable for the lock's TTL or ctx ends first, Acquire removes whatever
+// it may have written and answers ErrUnavailable: nothing is held.
+func (d *etcdDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
+	if l, ok := d.heldBy(req); ok {
+		return l, nil
+	}
+	l, err := d.leaseFor(ctx, req.TTL)
+	if err != nil {
+		return driver.Lease{}, err
+	}
+	e := d.newEntry(req, l)
+	busy := d.trySlot(e)
+	if busy != nil && d.localHolder(busy) != nil && d.gone(ctx, busy) {
+		// Our own lock was removed behind its back; its holder learns at
+		// its next renewal. The name is free in this driver now.
+		d.drop(busy)
+		busy = d.trySlot(e)
+	}
+	if busy != nil {
+		if he := d.localHolder(busy); he != nil {
+			return driver.Lease{}, he
+		}
+		// Another request of this driver waits in the queue, so the lock
+		// is taken or about to be: say by whom.
+		h, err := d.Inspect(ctx, req.Key)
+		if err != nil {
+			return driver.Lease{}, fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
+		}
+		return driver.Lease{}, &driver.HeldError{Holder: driver.Holder{Held: h.Held, Token: h.Token, Fence: h.Fence, Owner: h.Owner}}
+	}
+	tctx, cancel := context.WithTimeout(ctx, max(l.ttl, MinTTL))
+	defer cancel()
+	ka := d.keepAliveAsync(tctx, l)
+	lease, err := d.take(tctx, e)
+	kaErr := ka.wait(err != nil)
+	if err == nil && kaErr != nil {
+		// Granted, but the lease could not be renewed now: the caller could
+		// not count on the TTL. Give the key back.
+		d.removeKey(e, e.fence)
+		err = fmt.Errorf("%w: renew etcd lease %x: %w", distlock.ErrUnavailable, int64(l.id), kaErr)
+	}
+	if err != nil {
+		return driver.Lease{}, err
+	}
+	return lease, nil
+}
+
+// gone reports whether the key of e, a lock of this driver, is known to be
+// gone. One round trip.
+func (d *etcdDriver) gone(ctx context.Context, e *entry) bool {
+	d.mu.Lock()
+	key, fence := e.etcdKey, e.fence
+	d.mu.Unlock()
+	resp, err := d.cli.Get(ctx, key)
+	return err == nil && (len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != fence)
+}
+
+// take is Acquire's work once e has its name's slot.
+func (d *etcdDriver) take(ctx context.Context, e *entry) (driver.Lease, error) {
+	var resp *clientv3.TxnResponse
+	err := d.retry(ctx, e.lease, func(ctx context.Context) (err error) {
+		resp, err = d.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(e.prefix).WithPrefix(), "=", 0)).
+			Then(clientv3.OpPut(e.etcdKey, e.value, clientv3.WithLease(e.lease.id))).
+			Else(firstOp(e.prefix)).
+			Commit()
+		return err
+	})
+	if err != nil {
+		return driver.Lease{}, d.failed(ctx, e, 0, err)
+	}
+	if resp.Succeeded {
+		return d.grant(e, resp.Header.Revision), nil
+	}
+	first, err := d.firstDirect(ctx, e.prefix, resp.Responses[0].GetResponseRange(), resp.Header.Revision, true)
+	if err != nil {
+		d.drop(e)
+		return driver.Lease{}, fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
+	}
+	if first != nil {
+		d.drop(e)
+		if tokenOf(first) == e.token {
+			// A retry of a request that took the lock through another driver.
+			return driver.Lease{Key: e.name, Token: e.token, Fence: uint64(first.CreateRevision)}, nil
+		}
+		return driver.Lease{}, &driver.HeldError{Holder: holderOf(first)}
+	}
+	// Only deeper locks' keys under the prefix: join the queue and look.
+	rev, first, err := d.enqueue(ctx, e)
+	if err != nil {
+		return driver.Lease{}, d.failed(ctx, e, rev, err)
+	}
+	if first != nil && first.CreateRevision == rev {
+		return d.grant(e, rev), nil
+	}
+	d.removeKey(e, rev)
+	if first == nil {
+		return driver.Lease{}, driver.ErrLocked
+	}
+	return driver.Lease{}, &driver.HeldError{Holder: holderOf(first)}
+}
+
+// enqueue writes e's key if it does not exist and returns its create
+// revision and the holder (the first direct child of the queue), read in the
+// same Txn. A key of ours left with another value is removed first.
+func (d *etcdDriver) enqueue(ctx context.Context, e *entry) (int64, *mvccpb.KeyValue, error) {
+	for {
+		var resp *clientv3.TxnResponse
+		err := d.retry(ctx, e.lease, func(ctx context.Context) (err error) {
+			resp, err = d.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(e.etcdKey), "=", 0)).
+				Then(clientv3.OpPut(e.etcdKey, e.value, clientv3.WithLease(e.lease.id)), firstOp(e.prefix)).
+				Else(clientv3.OpGet(e.etcdKey), firstOp(e.prefix)).
+				Commit()
+			return err
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		rev := resp.Header.Revision
+		if !resp.Succeeded {
+			kv := resp.Responses[0].GetResponseRange().Kvs[0]
+			if string(kv.Value) != e.value {
+				// Not written by this request (nothing of ours should be
+				// there): remove it, then write ours.
+				if _, err := d.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(e.etcdKey), "=", kv.CreateRevision)).
+					Then(clientv3.OpDelete(e.etcdKey)).Commit(); err != nil {
+					return 0, nil, err
+				}
+				continue
+			}
+			rev = kv.CreateRevision // our own earlier attempt
+		}
+		first, err := d.firstDirect(ctx, e.prefix, resp.Responses[1].GetResponseRange(), resp.Header.Revision, true)
+		return rev, first, err
+	}
+}
+
+// grant marks e held with fence rev.
+func (d *etcdDriver) grant(e *entry, rev int64) driver.Lease {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e.fence = rev
+	e.held = true
+	return e.driverLease()
+}
+
+// failed handles a request whose writes may or may not have happened: it
+// removes e's key (by create revision rev, or by value when rev is 0),
+// in the background if the store does not answer now, and returns a
+// definite error: nothing is held.
+func (d *etcdDriver) failed(ctx context.Context, e *entry, rev int64, err error) error {
+	d.removeKey(e, rev)
+	if permanent(err) {
+		return fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
+	}
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (last error: %w)", context.Cause(ctx), err)
+	}
+	return fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
+}
+
+// removeKey deletes e's key if it is still the one e wrote (create revision
+// rev; with rev 0, value e.value), then forgets e and passes its slot on. It
+// tries for up to 2s, then keeps trying in the background, the slot still
+// taken, until it succeeds, the lease is lost or the driver closes.
+func (d *etcdDriver) removeKey(e *entry, rev int64) {
+	try := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		cmp := clientv3.Compare(clientv3.Value(e.etcdKey), "=", e.value)
+		if rev != 0 {
+			cmp = clientv3.Compare(clientv3.CreateRevision(e.etcdKey), "=", rev)
+		}
+		_, err := d.cli.Txn(ctx).If(cmp).Then(clientv3.OpDelete(e.etcdKey)).Commit()
+		return err
+	}
+	if try() == nil || e.lease.isDead() {
+		d.drop(e)
+		return
+	}
+	started := d.goBackground(func() {
+		defer d.drop(e)
+		backoff := 50 * time.Millisecond
+		for {
+			select {
+			case <-d.closing:
+				return // Close revokes the lease, and the key with it
+			case <-e.lease.dead:
+				return
+			case <-time.After(jitter(backoff)):
+			}
+			if try() == nil {
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+		}
+	})
+	if !started {
+		d.drop(e)
+	}
+}
+
+// retry runs op until it succeeds, fails for good, ctx ends or the lease
+// is lost, pausing with jittered exponential back-off. op must be safe to
+// repeat.
+func (d *etcdDriver) retry(ctx context.Context, l *lease, op func(context.Context) error) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := op(ctx)
+		if err == nil || permanent(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-l.dead:
+			return fmt.Errorf("%w (%w): %w", distlock.ErrLost, l.deadErr, err)
+		case <-d.closing:
+			return errClosed
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// jitter returns a duration in [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// asyncKA is a keep-alive in flight.
+type asyncKA struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// keepAliveAsync renews l once, beside whatever the caller does next.
+func (d *etcdDriver) keepAliveAsync(ctx context.Context, l *lease) *asyncKA {
+	kctx, cancel := context.WithCancel(ctx)
+	a := &asyncKA{cancel: cancel, done: make(chan error, 1)}
+	go func() { a.done <- d.keepAliveNow(kctx, l) }()
+	return a
+}
+
+// wait returns the keep-alive's result; with abandon, it stops it first.
+func (a *asyncKA) wait(abandon bool) error {
+	if abandon {
+		a.cancel()
+	}
+	err := <-a.done
+	a.cancel()
+	return err
+}

@@ -1,0 +1,179 @@
+package etcdlock
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/distlock/distlock/driver"
+)
+
+// Release deletes the lock's key only if its create revision is still the
+// fence the lock was granted with, so that a late or repeated Release never
+// deletes a newer lock of the same lease. One Txn. A lock this driver did not
+// grant (another process's token, or Fence 0 after a lost answer) is found
+// by its token among the queue's keys first: one more round trip.
+func (d *etcdDriver) Release(ctx context.Context, l driver.Lease) error {
+	d.mu.Lock()
+	e := d.tokens[l.Token]
+	if e != nil && (!e.held || e.name != l.Key || (l.Fence != 0 && uint64(e.fence) != l.Fence)) {
+		e = nil
+	}
+	d.mu.Unlock()
+	if e != nil {
+		resp, err := d.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(e.etcdKey), "=", e.fence)).
+			Then(clientv3.OpDelete(e.etcdKey)).
+			Commit()
+		if err != nil {
+			return err
+		}
+		d.drop(e)
+		if !resp.Succeeded {
+			return fmt.Errorf("%w: key %q (fence %d) is gone", driver.ErrNotHeld, e.etcdKey, e.fence)
+		}
+		return nil
+	}
+	prefix := d.queuePrefix(l.Key)
+	kv, err := d.holderKV(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	if kv == nil || tokenOf(kv) != l.Token || (l.Fence != 0 && uint64(kv.CreateRevision) != l.Fence) {
+		return fmt.Errorf("%w: token does not hold %q", driver.ErrNotHeld, l.Key)
+	}
+	resp, err := d.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(string(kv.Key)), "=", kv.CreateRevision)).
+		Then(clientv3.OpDelete(string(kv.Key))).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: key %q (fence %d) is gone", driver.ErrNotHeld, kv.Key, kv.CreateRevision)
+	}
+	return nil
+}
+
+// holderKV reads the holder's key: the direct child with the lowest create
+// revision. One round trip (more only if deeper locks crowd the queue).
+func (d *etcdDriver) holderKV(ctx context.Context, prefix string) (*mvccpb.KeyValue, error) {
+	resp, err := d.cli.Get(ctx, prefix, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(pageSize))
+	if err != nil {
+		return nil, err
+	}
+	return d.firstDirect(ctx, prefix, (*pb.RangeResponse)(resp), resp.Header.Revision, true)
+}
+
+// Inspect reads the holder of key: its token (empty for a holder that is not
+// distlock, such as concurrency.Mutex), fence (create revision), owner, and
+// the time its lease has left. Two round trips: the range, then the lease's
+// time to live.
+func (d *etcdDriver) Inspect(ctx context.Context, key string) (driver.Holder, error) {
+	kv, err := d.holderKV(ctx, d.queuePrefix(key))
+	if err != nil || kv == nil {
+		return driver.Holder{}, err
+	}
+	h := holderOf(kv)
+	if kv.Lease != 0 {
+		ttl, err := d.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil && ctx.Err() != nil {
+			return driver.Holder{}, err
+		}
+		if err == nil && ttl.TTL > 0 {
+			h.TTL = time.Duration(ttl.TTL) * time.Second
+		}
+	}
+	return h, nil
+}
+
+// maxTxnOps stays below etcd's default limit of 128 operations per Txn.
+const maxTxnOps = 100
+
+// Renew renews the driver's lease once (one keep-alive message on the
+// driver's own keep-alive stream, so its TTL counts from now on the
+// server's clock) and, beside it, reads every lock's key in
+// one Txn (per 100 locks) to check it still exists with its fence. Two
+// requests sent together: one round trip of latency for any number of
+// locks. A lock whose key is gone, whose lease was lost, or that this driver
+// did not grant, is ErrNotHeld; the whole batch fails if either request
+// does.
+func (d *etcdDriver) Renew(ctx context.Context, leases []driver.Lease) ([]error, error) {
+	res := make([]error, len(leases))
+	entries := make([]*entry, len(leases))
+	var live *lease
+	var idx []int
+	d.mu.Lock()
+	for i, l := range leases {
+		e := d.tokens[l.Token]
+		switch {
+		case e == nil || !e.held || e.name != l.Key || (l.Fence != 0 && uint64(e.fence) != l.Fence):
+			res[i] = fmt.Errorf("%w: this driver holds no lock on %q for the token", driver.ErrNotHeld, l.Key)
+		case e.lease.isDead():
+			res[i] = fmt.Errorf("%w: %w", driver.ErrNotHeld, e.lease.deadErr)
+		default:
+			entries[i] = e
+			live = e.lease
+			idx = append(idx, i)
+		}
+	}
+	d.mu.Unlock()
+	if len(idx) == 0 {
+		return res, nil
+	}
+
+	var wg sync.WaitGroup
+	var kaErr error
+	wg.Go(func() { kaErr = d.keepAliveNow(ctx, live) })
+	chunks := (len(idx) + maxTxnOps - 1) / maxTxnOps
+	resps := make([]*clientv3.TxnResponse, chunks)
+	errs := make([]error, chunks)
+	for c := range chunks {
+		part := idx[c*maxTxnOps : min(len(idx), (c+1)*maxTxnOps)]
+		wg.Go(func() {
+			ops := make([]clientv3.Op, len(part))
+			for j, i := range part {
+				ops[j] = clientv3.OpGet(entries[i].etcdKey)
+			}
+			resps[c], errs[c] = d.cli.Txn(ctx).Then(ops...).Commit()
+		})
+	}
+	wg.Wait()
+	if kaErr != nil {
+		if isLeaseNotFound(kaErr) {
+			for _, i := range idx {
+				res[i] = fmt.Errorf("%w: etcd lease %x is gone", driver.ErrNotHeld, int64(live.id))
+			}
+			return res, nil
+		}
+		return nil, fmt.Errorf("renew etcd lease %x: %w", int64(live.id), kaErr)
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	var lost []*entry
+	for c, resp := range resps {
+		part := idx[c*maxTxnOps : min(len(idx), (c+1)*maxTxnOps)]
+		for j, i := range part {
+			e := entries[i]
+			kvs := resp.Responses[j].GetResponseRange().Kvs
+			if len(kvs) == 1 && kvs[0].CreateRevision == e.fence && clientv3.LeaseID(kvs[0].Lease) == e.lease.id && e.lease == live {
+				continue
+			}
+			res[i] = fmt.Errorf("%w: key %q (fence %d) is gone", driver.ErrNotHeld, e.etcdKey, e.fence)
+			lost = append(lost, e)
+		}
+	}
+	for _, e := range lost {
+		d.drop(e)
+	}
+	return res, nil
+}

@@ -1,0 +1,75 @@
+// Package redislock keeps distlock locks on a single Redis deployment (one
+// server, a Sentinel-managed primary, or a Cluster), through go-redis v9.
+//
+//	client, err := redislock.Open(ctx, "redis://localhost:6379/0")
+//
+// or, with the package imported, distlock.Open(ctx, "redis://...").
+// New takes a redis.UniversalClient the caller already has.
+//
+// # Wire scheme
+//
+// The lock on key k is the Redis string key Prefix+k, its value the holder's
+// token, set with a PX expiry: the layout redsync and bsm/redislock use, so a
+// lock taken by either blocks ours and ours blocks theirs. The fence counter,
+// the holder's metadata (owner, fence) and the waiter queue live in keys
+// named distlock:{T}:<kind>:<lock key>, where the hash tag T puts them in the
+// lock key's Redis Cluster slot whatever braces the key contains. Each
+// operation is one Lua script (EVALSHA, EVAL after NOSCRIPT); the exact
+// layout is documented in internal/rediswire and in the README, so any
+// language can interoperate.
+//
+// # Guarantees
+//
+//   - Acquire sets the key only if it is absent (or already holds our token:
+//     a retried request gets the same lease back); release deletes it and
+//     renewal extends it only if it still holds our token. Expiry is the
+//     server's.
+//   - Fences are strictly increasing per key. A counter lost with the
+//     server's data (a restart without persistence, a failover to a replica
+//     that missed writes, FLUSHALL) is reseeded from the server's TIME in
+//     microseconds, above any fence issued before. The one assumption: the
+//     server's clock does not step back.
+//   - Waiters queue on the server, oldest first. A release hands the lock
+//     directly to the oldest live waiter and publishes one message to the
+//     process that waits, so one release wakes one waiter, and a waiter
+//     needs no extra request to take the lock. Each driver has one pub/sub
+//     connection, shared by all its waiting Lock calls. A waiter that gives
+//     up leaves the queue (passing the lock on if it was just handed to it);
+//     a waiter that dies drops out after its queue entry expires (the lock's
+//     TTL, at least 1s, at most 30s).
+//   - Renewal of every lock a Client holds is one pipeline: one round trip.
+//
+// Not guaranteed: Redis replication is asynchronous. If the primary fails
+// before a lock reached a replica, the promoted replica does not have it and
+// a second holder can take the key; the fence reseeded from the clock still
+// orders the two for a resource that checks fences. Use etcd when exclusion
+// must survive a failover, or Redlock across independent servers.
+//
+// # Round trips
+//
+// TryLock: 1. Lock on a free key: 1. Lock on a held key: 1 to queue (plus
+// one SUBSCRIBE per driver, once), then nothing until the hand-over message,
+// plus one re-check at the holder's remaining TTL or every third of the
+// queue entry's lifetime. Unlock: 1. Renewal: 1 per interval for all locks.
+// Status: 1.
+//
+// # URLs
+//
+//	redis://[[user]:password@]host[:port][/db][?option=value&...]
+//	rediss://...   (TLS)
+//
+// Every option go-redis's ParseURL accepts (dial_timeout, read_timeout,
+// pool_size, max_retries, protocol, client_name, skip_verify, ...) plus:
+//
+//	prefix=STRING   put in front of every key (default: none)
+//
+// Errors never show the password; they wrap distlock.ErrInvalid for a
+// malformed URL and driver.ErrUnavailable when the server cannot be reached
+// (Open sends one PING).
+//
+// # Your own client
+//
+// New and NewDriver use a redis.UniversalClient the caller made (a plain
+// client, a failover client, a cluster client) and never close it. The
+// waiters' subscription uses client.Subscribe.
+package redislock

@@ -1,0 +1,82 @@
+package redlock
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// node is one independent Redis server that votes once.
+type node struct {
+	name string // its address, for messages
+	c    redis.UniversalClient
+}
+
+// reply is one node's answer to one request.
+type reply[T any] struct {
+	v   T
+	err error
+}
+
+// fanOut sends op to every node at once, each bounded by timeout, and
+// returns their replies in node order once all have answered or the time is
+// up. A node that has not answered by then gets errNoAnswer: its request
+// may still run (a paused server runs it when it resumes), which is why the
+// callers treat it as an unknown outcome. The goroutine of such a request
+// ends when its client gives up; Close waits for it.
+func fanOut[T any](ctx context.Context, d *redlockDriver, timeout time.Duration, op func(ctx context.Context, n *node) (T, error)) []reply[T] {
+	return fanOutOn(ctx, d, timeout, nil, op)
+}
+
+// fanOutOn is fanOut to the nodes at idx only (all nodes if idx is nil); the
+// replies are in idx's order.
+func fanOutOn[T any](ctx context.Context, d *redlockDriver, timeout time.Duration, idx []int, op func(ctx context.Context, n *node) (T, error)) []reply[T] {
+	if idx == nil {
+		idx = make([]int, len(d.nodes))
+		for i := range idx {
+			idx[i] = i
+		}
+	}
+	type indexed struct {
+		i int
+		reply[T]
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ch := make(chan indexed, len(idx)) // buffered: a late sender never blocks
+	for i, j := range idx {
+		n := d.nodes[j]
+		d.inflight.Add(1)
+		go func() {
+			defer d.inflight.Done()
+			v, err := op(ctx, n)
+			ch <- indexed{i, reply[T]{v, err}}
+		}()
+	}
+	out := make([]reply[T], len(idx))
+	answered := make([]bool, len(idx))
+	// A client that honours the context returns at the deadline with its
+	// own error; give it a moment to say so before calling it silent.
+	grace := time.NewTimer(timeout + 2*time.Millisecond)
+	defer grace.Stop()
+	for range idx {
+		select {
+		case r := <-ch:
+			out[r.i], answered[r.i] = r.reply, true
+			continue
+		case <-grace.C:
+		}
+		break
+	}
+	for i, ok := range answered {
+		if !ok {
+			out[i].err = fmt.Errorf("%w within %v", errNoAnswer, timeout)
+			if err := context.Cause(ctx); err != nil && err != context.DeadlineExceeded {
+				out[i].err = fmt.Errorf("%w: %w", errNoAnswer, err)
+			}
+		}
+	}
+	return out
+}
