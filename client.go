@@ -229,6 +229,9 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 	if lease.TTL == 0 {
 		lease.TTL = req.TTL
 	}
+	if !lease.Since.IsZero() && lease.Since.Before(start) {
+		start = lease.Since // the store's TTL began before our request
+	}
 	if time.Until(heldUntil(start, lease.TTL)) < cfg.interval() {
 		// The answer came so late that the lock is due for renewal, or even
 		// past its deadline: renew it before handing it out, so the caller

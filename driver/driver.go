@@ -46,6 +46,13 @@ type Lease struct {
 	Token string
 	Fence uint64        // made by the store; strictly increasing per key
 	TTL   time.Duration // the TTL the store applied (may be rounded up)
+	// Since, if set, is when the TTL began counting by the local clock,
+	// when that is before the request was sent: a lock on a lease shared
+	// with other locks (etcd) is only as fresh as the lease's last renewal.
+	// Zero means the send time of the request. The portable layer counts
+	// the lock's deadline from the earlier of the two, and renews at once
+	// if too little is left.
+	Since time.Time
 }
 
 // Holder is what Inspect reads about a key.

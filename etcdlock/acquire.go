@@ -20,15 +20,17 @@ func (d *etcdDriver) heldBy(req driver.AcquireRequest) (driver.Lease, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e := d.tokens[req.Token]; e != nil && e.held && e.name == req.Key {
-		return e.driverLease(), true
+		l := e.driverLease()
+		l.Since = e.lease.lastRenewed()
+		return l, true
 	}
 	return driver.Lease{}, false
 }
 
 // Acquire tries once to take the lock (TryLock). When nobody is in the
 // queue it is one Txn that writes our key only if no key exists under the
-// lock's prefix, with a keep-alive of the lease sent beside it (so that the
-// TTL the caller counts from before the call is covered by the server). When
+// lock's prefix; the lease answers for the TTL from its last successful
+// renewal, which the returned Lease.Since reports. When
 // the queue is not empty the same Txn reads the holder instead, and nothing
 // is written: contention costs one round trip and no write. Only when the
 // queue holds nothing but the keys of deeper locks ("a/b/..." for "a") does
@@ -67,20 +69,17 @@ func (d *etcdDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (dr
 		}
 		return driver.Lease{}, &driver.HeldError{Holder: driver.Holder{Held: h.Held, Token: h.Token, Fence: h.Fence, Owner: h.Owner}}
 	}
+	// No keep-alive beside the grant: the lock is as fresh as the lease's
+	// last successful renewal (Lease.Since), and the portable layer renews
+	// at once if that leaves too little time.
+	since := l.lastRenewed()
 	tctx, cancel := context.WithTimeout(ctx, max(l.ttl, MinTTL))
 	defer cancel()
-	ka := d.keepAliveAsync(tctx, l)
 	lease, err := d.take(tctx, e)
-	kaErr := ka.wait(err != nil)
-	if err == nil && kaErr != nil {
-		// Granted, but the lease could not be renewed now: the caller could
-		// not count on the TTL. Give the key back.
-		d.removeKey(e, e.fence)
-		err = fmt.Errorf("%w: renew etcd lease %x: %w", distlock.ErrUnavailable, int64(l.id), kaErr)
-	}
 	if err != nil {
 		return driver.Lease{}, err
 	}
+	lease.Since = since
 	return lease, nil
 }
 

@@ -93,9 +93,10 @@
 // Each lock is renewed by renewing the lease (one keep-alive message on a
 // keep-alive stream the driver keeps open; the TTL then counts from now on
 // the server's clock) while one Txn checks every held
-// key still exists with its fence. The lease is also renewed beside every
-// grant, so that a lock's local deadline, counted from before the request,
-// never outlasts the server's. When the lease is lost (expired, revoked, or
+// key still exists with its fence. A TryLock grant reports the send time of
+// the lease's last successful renewal as driver.Lease.Since, and the
+// portable layer counts the lock's deadline from it, so the deadline never
+// outlasts the server's lease. When the lease is lost (expired, revoked, or
 // no renewal sent within the last TTL succeeded, after which the server may
 // have expired it), the driver stops renewing it and revokes it, retrying
 // until the server answers, so its keys never outlive the loss; every lock
@@ -133,7 +134,7 @@
 //
 // # Round trips
 //
-//	TryLock, free        1 Txn (+ 1 keep-alive message beside it); +1 Grant at first use
+//	TryLock, free        1 Txn; +1 Grant at first use
 //	TryLock, contended   1 Txn (nothing written)
 //	Lock, free           1 Txn (+ keep-alive beside it)
 //	Lock, waiting        1 Txn + 1 Txn (predecessor) + the watch, + 1 Txn per wake-up
