@@ -13,6 +13,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/clientopen"
 )
 
 // Name is the backend's name in errors, logs and metrics.
@@ -51,10 +52,7 @@ type Config struct {
 // connection, and a status call to check that the cluster answers.
 func Open(ctx context.Context, cfg Config, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := OpenDriver(ctx, cfg)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
+	return clientopen.Client(Name, drv, err, clientOpts)
 }
 
 // New returns a Client that takes locks through cli, the caller's etcd
@@ -63,19 +61,7 @@ func Open(ctx context.Context, cfg Config, clientOpts ...distlock.Option) (*dist
 // granted when the first lock is taken.
 func New(cli *clientv3.Client, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := NewDriver(cli, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
-}
-
-func newClient(drv driver.Driver, opts []distlock.Option) (*distlock.Client, error) {
-	c, err := distlock.NewClient(drv, opts...)
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	return c, nil
+	return clientopen.Client(Name, drv, err, clientOpts)
 }
 
 // OpenDriver is Open without the Client: the bare driver, for

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/clientopen"
 	"github.com/distlock/distlock/internal/leaserow"
 )
 
@@ -81,10 +82,7 @@ func (o *Options) withDefaults() Options {
 // connections. The table is created unless opts.DisableCreateTable.
 func Open(ctx context.Context, dsn string, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := OpenDriver(ctx, dsn, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: leaserow.MySQL.Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
+	return clientopen.Client(leaserow.MySQL.Name, drv, err, clientOpts)
 }
 
 // New returns a Client that keeps its locks in the database of db, which the
@@ -93,19 +91,7 @@ func Open(ctx context.Context, dsn string, opts *Options, clientOpts ...distlock
 // connections: leave room for them in db.SetMaxOpenConns.
 func New(ctx context.Context, db *sql.DB, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := NewDriver(ctx, db, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: leaserow.MySQL.Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
-}
-
-func newClient(drv driver.Driver, opts []distlock.Option) (*distlock.Client, error) {
-	c, err := distlock.NewClient(drv, opts...)
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	return c, nil
+	return clientopen.Client(leaserow.MySQL.Name, drv, err, clientOpts)
 }
 
 // OpenDriver is Open without the Client: the bare driver, for

@@ -14,6 +14,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/clientopen"
 	"github.com/distlock/distlock/internal/leaserow"
 )
 
@@ -87,10 +88,7 @@ func (o *Options) withDefaults() Options {
 // check, plus connecting.
 func Open(ctx context.Context, connString string, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := OpenDriver(ctx, connString, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: leaserow.Postgres.Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
+	return clientopen.Client(leaserow.Postgres.Name, drv, err, clientOpts)
 }
 
 // New returns a Client that keeps its locks in the database of pool, which
@@ -101,10 +99,7 @@ func Open(ctx context.Context, connString string, opts *Options, clientOpts ...d
 // opened with the pool's configuration outside the pool.
 func New(ctx context.Context, pool *pgxpool.Pool, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := NewDriver(ctx, pool, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: leaserow.Postgres.Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
+	return clientopen.Client(leaserow.Postgres.Name, drv, err, clientOpts)
 }
 
 // NewDB is New for a *sql.DB opened with pgx's database/sql driver
@@ -113,19 +108,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts *Options, clientOpts ...d
 // waiters poll).
 func NewDB(ctx context.Context, db *sql.DB, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := NewDBDriver(ctx, db, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: leaserow.Postgres.Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
-}
-
-func newClient(drv driver.Driver, opts []distlock.Option) (*distlock.Client, error) {
-	c, err := distlock.NewClient(drv, opts...)
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	return c, nil
+	return clientopen.Client(leaserow.Postgres.Name, drv, err, clientOpts)
 }
 
 // OpenDriver is Open without the Client: the bare driver, for

@@ -51,9 +51,6 @@ func (h *userClientHarness) Evict(ctx context.Context, t *testing.T, key string)
 }
 
 func TestConformanceUserClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
 	srv := testserver.StartRedis(t, testserver.Private())
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { client.Close() })

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/clientopen"
 	"github.com/distlock/distlock/internal/rediswire"
 )
 
@@ -31,10 +32,7 @@ type Options struct {
 // as an error wrapping distlock.ErrUnavailable.
 func Open(ctx context.Context, rawURL string, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := OpenDriver(ctx, rawURL)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: backend, Err: err}
-	}
-	return newClient(drv, clientOpts)
+	return clientopen.Client(backend, drv, err, clientOpts)
 }
 
 // New returns a Client that keeps its locks on the server(s) behind client:
@@ -42,19 +40,7 @@ func Open(ctx context.Context, rawURL string, clientOpts ...distlock.Option) (*d
 // does no I/O. Closing the Client does not close client.
 func New(client redis.UniversalClient, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := NewDriver(client, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: backend, Err: err}
-	}
-	return newClient(drv, clientOpts)
-}
-
-func newClient(drv driver.Driver, opts []distlock.Option) (*distlock.Client, error) {
-	c, err := distlock.NewClient(drv, opts...)
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	return c, nil
+	return clientopen.Client(backend, drv, err, clientOpts)
 }
 
 // OpenDriver is Open for callers that build the Client themselves (or wrap

@@ -9,6 +9,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/clientopen"
 )
 
 // Name is the backend's name in errors, logs and metrics.
@@ -80,15 +81,7 @@ func OpenDriver(ctx context.Context, storeURL string) (driver.Driver, error) {
 // itself never waits past the limit.
 func New(ctx context.Context, clients []redis.UniversalClient, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := NewDriver(ctx, clients, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: Name, Err: err}
-	}
-	c, err := distlock.NewClient(drv, clientOpts...)
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	return c, nil
+	return clientopen.Client(Name, drv, err, clientOpts)
 }
 
 // NewDriver is New without the Client. Its Close leaves the clients open.

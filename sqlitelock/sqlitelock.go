@@ -16,6 +16,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/clientopen"
 	"github.com/distlock/distlock/internal/leaserow"
 )
 
@@ -70,10 +71,7 @@ func (o *Options) withDefaults() Options {
 // share one file.
 func Open(ctx context.Context, path string, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := OpenDriver(ctx, path, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: leaserow.SQLite.Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
+	return clientopen.Client(leaserow.SQLite.Name, drv, err, clientOpts)
 }
 
 // New returns a Client that takes locks in the database db, which the caller
@@ -83,19 +81,7 @@ func Open(ctx context.Context, path string, opts *Options, clientOpts ...distloc
 // mode when several processes share the file.
 func New(ctx context.Context, db *sql.DB, opts *Options, clientOpts ...distlock.Option) (*distlock.Client, error) {
 	drv, err := NewDriver(ctx, db, opts)
-	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: leaserow.SQLite.Name, Err: err}
-	}
-	return newClient(drv, clientOpts)
-}
-
-func newClient(drv driver.Driver, opts []distlock.Option) (*distlock.Client, error) {
-	c, err := distlock.NewClient(drv, opts...)
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	return c, nil
+	return clientopen.Client(leaserow.SQLite.Name, drv, err, clientOpts)
 }
 
 // OpenDriver is Open without the Client: the bare driver, for
