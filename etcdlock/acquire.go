@@ -42,6 +42,19 @@ func (d *etcdDriver) heldBy(req driver.AcquireRequest) (driver.Lease, bool) {
 // unreachable for the lock's TTL or ctx ends first, Acquire removes whatever
 // it may have written and answers ErrUnavailable: nothing is held.
 func (d *etcdDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
+	var used *lease
+	granted, err := d.acquire(ctx, req, &used)
+	if err != nil && used != nil && isLeaseNotFound(err) {
+		// The lease died since its last renewal (revoked, expired): it is
+		// lost for every lock on it, and this request tries once more on a
+		// new lease, as it would have after a failed keep-alive.
+		d.loseLease(used, fmt.Errorf("etcd lease %x lost: the server no longer has it", int64(used.id)))
+		granted, err = d.acquire(ctx, req, &used)
+	}
+	return granted, err
+}
+
+func (d *etcdDriver) acquire(ctx context.Context, req driver.AcquireRequest, used **lease) (driver.Lease, error) {
 	if l, ok := d.heldBy(req); ok {
 		return l, nil
 	}
@@ -49,6 +62,7 @@ func (d *etcdDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (dr
 	if err != nil {
 		return driver.Lease{}, err
 	}
+	*used = l
 	e := d.newEntry(req, l)
 	busy := d.trySlot(e)
 	if busy != nil && d.localHolder(busy) != nil && d.gone(ctx, busy) {
