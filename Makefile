@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCHTIME ?= 2s
 
-.PHONY: test bench bench-peers lint demo build
+.PHONY: test bench bench-peers bench-sql lint demo build
 
 # The whole test suite, every package, under the race detector. CI runs this.
 test: lint
@@ -11,19 +11,27 @@ test: lint
 	cd bench && $(GO) test -race -count=1 ./...
 
 # Go benchmarks with round trips per operation as a custom metric, then the
-# side-by-side Redis runner (nested module bench/: floor, distlock, redsync,
-# bsm/redislock on one private redis-server).
+# side-by-side runners: Redis (nested module bench/: floor, distlock, redsync,
+# bsm/redislock on one private redis-server), PostgreSQL and MariaDB (floor
+# and both modes on one private server each).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 	$(MAKE) bench-peers
+	$(MAKE) bench-sql
 
-# The side-by-side Redis runner alone; prints Markdown tables. Longer runs:
-# make bench-peers BENCH_SLICE=3s BENCH_ROUNDS=5
+# The side-by-side runners print Markdown tables. Contenders take turns in
+# slices; a ratio is the median over the rounds. Longer runs:
+# make bench-peers BENCH_SLICE=2s BENCH_ROUNDS=9
 BENCH_SLICE  ?= 1s
-BENCH_ROUNDS ?= 3
+BENCH_ROUNDS ?= 5
 bench-peers:
 	cd bench && DISTLOCK_BENCH=1 DISTLOCK_BENCH_SLICE=$(BENCH_SLICE) DISTLOCK_BENCH_ROUNDS=$(BENCH_ROUNDS) \
 		$(GO) test -run '^TestSideBySide$$' -count=1 -v -timeout 30m .
+
+# One package at a time (-p 1): two runners at once would measure each other.
+bench-sql:
+	DISTLOCK_BENCH=1 DISTLOCK_BENCH_SLICE=$(BENCH_SLICE) DISTLOCK_BENCH_ROUNDS=$(BENCH_ROUNDS) \
+		$(GO) test -p 1 -run '^TestSideBySide$$' -count=1 -v -timeout 30m ./pglock ./mysqllock
 
 # go vet, plus gofmt as a check (no file is rewritten).
 lint:

@@ -28,7 +28,7 @@ type Client struct {
 	closed  bool
 	held    map[*Lock]struct{}
 	kick    chan struct{}   // wakes the renewal loop when the held set changes
-	planned time.Time       // when the renewal loop next wakes; zero while it is busy (guarded by mu)
+	planned time.Time       // when the renewal loop next wakes, at the latest; zero while it is busy (guarded by mu)
 	closing context.Context // cancelled by Close: pending Lock calls return
 	doClose context.CancelFunc
 	stop    context.CancelFunc
@@ -113,11 +113,12 @@ func (c *Client) Lock(ctx context.Context, key string, opts ...LockOption) (*Loc
 		return nil, err
 	}
 	defer c.ops.Done()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(c.closing, func() { cancel(ErrClosed) })
-	defer stop()
-	l, err := c.wait(ctx, key, cfg)
+	var l *Lock
+	if c.queuer != nil {
+		l, err = c.queue(ctx, key, cfg)
+	} else {
+		l, err = c.wait(ctx, key, cfg)
+	}
 	if err != nil {
 		return nil, c.wrap("lock", key, err)
 	}
@@ -151,10 +152,22 @@ func (c *Client) begin() error {
 	return nil
 }
 
+// queue waits in the store's own queue (driver.Queuer). The driver blocks,
+// so its context also ends when the Client closes.
+func (c *Client) queue(ctx context.Context, key string, cfg lockConfig) (*Lock, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(c.closing, func() { cancel(ErrClosed) })
+	defer stop()
+	return c.acquire(ctx, key, cfg, c.queuer.AcquireWait)
+}
+
+// wait tries, and between tries sleeps until woken, until the lock is taken,
+// ctx ends or the Client closes. Each try runs on the caller's ctx as
+// TryLock's does: a context derived here (to end with Close) would cost
+// database drivers a goroutine hand-off per statement (go-sql-driver/mysql
+// watches every cancellable context), a tenth of an uncontended Lock.
 func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, error) {
-	if c.queuer != nil {
-		return c.acquire(ctx, key, cfg, c.queuer.AcquireWait)
-	}
 	var wake <-chan struct{}
 	if c.notifier != nil {
 		w, cancel, err := c.notifier.Subscribe(ctx, key)
@@ -200,6 +213,8 @@ func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, e
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		case <-c.closing.Done():
+			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
 		case <-wake:
 			backoff = cfg.minBackoff
 		case <-timer.C:
@@ -444,6 +459,10 @@ func (c *Client) track(l *Lock) error {
 		due = earliest(due, l.nextRenew)
 	}
 	if due.Before(c.planned) {
+		// The loop keeps this wake-up even if the lock is gone by the time
+		// it runs (see renewDue), so the locks that follow within one
+		// interval need no poke of their own.
+		c.planned = due
 		c.poke()
 	}
 	return nil

@@ -81,7 +81,12 @@ func (c *Client) renewDue(ctx context.Context) time.Time {
 		lastErrs[i] = l.lastErr
 	}
 	// Locks tracked from now on poke the loop only if due before next; while
-	// a batch is out (zero), the pass after it sees them.
+	// a batch is out (zero), the pass after it sees them. A wake-up planned
+	// earlier stays planned even if its lock went meanwhile: an uncontended
+	// Lock+Unlock loop would otherwise poke, and empty, the loop every time.
+	if c.planned.After(now) {
+		next = earliest(next, c.planned)
+	}
 	c.planned = next
 	if len(batch) > 0 {
 		c.planned = time.Time{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distlock/distlock/internal/benchrun"
 	"github.com/distlock/distlock/internal/testserver"
 )
 
@@ -25,7 +26,7 @@ import (
 //	DISTLOCK_BENCH=1 go test -run '^TestSideBySide$' -count=1 -v .
 //
 // Knobs: DISTLOCK_BENCH_SLICE (one contender's turn, default 1s),
-// DISTLOCK_BENCH_ROUNDS (turns per contender, default 3),
+// DISTLOCK_BENCH_ROUNDS (turns per contender, default 5),
 // DISTLOCK_BENCH_CONTENDED (goroutine counts, default "8,64"; "none" runs
 // the uncontended table only).
 func TestSideBySide(t *testing.T) {
@@ -33,7 +34,7 @@ func TestSideBySide(t *testing.T) {
 		t.Skip("set DISTLOCK_BENCH=1 to run the side-by-side benchmark (make bench-peers)")
 	}
 	slice := envDuration(t, "DISTLOCK_BENCH_SLICE", time.Second)
-	rounds := envInt(t, "DISTLOCK_BENCH_ROUNDS", 3)
+	rounds := envInt(t, "DISTLOCK_BENCH_ROUNDS", 5)
 	counts := []int{8, 64}
 	if s := os.Getenv("DISTLOCK_BENCH_CONTENDED"); s == "none" {
 		counts = nil
@@ -62,21 +63,26 @@ func TestSideBySide(t *testing.T) {
 	for i := range results {
 		results[i] = &stats{}
 	}
+	rates := make([]benchrun.Result, len(uncontended)) // per round, for the ratios
 	for r := range rounds {
 		for i, c := range uncontended {
+			before := results[i].acquisitions
 			if err := runSlice(t, admin, srv.Addr(), c, 1, fmt.Sprintf("u%d-%d", i, r), slice, results[i]); err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}
+			rates[i].Rates = append(rates[i].Rates, float64(results[i].acquisitions-before)/slice.Seconds())
 		}
 	}
 	fmt.Fprintln(out, "### Uncontended: lock + unlock, one goroutine")
 	fmt.Fprintln(out)
-	fmt.Fprintln(out, "| contender | ops/s | × floor | requests/op | server cmds/op |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|")
-	floor := results[0].rate()
+	fmt.Fprintln(out, "× floor is the median over the rounds of the ratio to the floor's rate in the same round.")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| contender | ops/s | × floor | range over rounds | requests/op | server cmds/op |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|")
 	for i, c := range uncontended {
 		s := results[i]
-		fmt.Fprintf(out, "| %s | %.0f | %.2f | %.2f | %.2f |\n", c.name, s.rate(), s.rate()/floor, s.perAcq(s.requests), s.perAcq(s.commands))
+		m, lo, hi := benchrun.Ratio(rates[i], rates[0])
+		fmt.Fprintf(out, "| %s | %.0f | %.2f | %.2f–%.2f | %.2f | %.2f |\n", c.name, s.rate(), m, lo, hi, s.perAcq(s.requests), s.perAcq(s.commands))
 	}
 
 	contended := []contender{distlockContender, redsyncDefault, redsyncTuned, bsmDefault, bsmTuned}

@@ -42,14 +42,19 @@ func (d *etcdDriver) heldBy(req driver.AcquireRequest) (driver.Lease, bool) {
 // unreachable for the lock's TTL or ctx ends first, Acquire removes whatever
 // it may have written and answers ErrUnavailable: nothing is held.
 func (d *etcdDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
+	return d.onLiveLease(ctx, req, d.acquire)
+}
+
+// onLiveLease runs try, and once more if its write was refused because the
+// server no longer has the lease it used: the lease died since its last
+// renewal (revoked, expired), so it is lost for every lock on it, and the
+// request goes on a new lease, as it would have after a failed keep-alive.
+func (d *etcdDriver) onLiveLease(ctx context.Context, req driver.AcquireRequest, try func(context.Context, driver.AcquireRequest, **lease) (driver.Lease, error)) (driver.Lease, error) {
 	var used *lease
-	granted, err := d.acquire(ctx, req, &used)
+	granted, err := try(ctx, req, &used)
 	if err != nil && used != nil && isLeaseNotFound(err) {
-		// The lease died since its last renewal (revoked, expired): it is
-		// lost for every lock on it, and this request tries once more on a
-		// new lease, as it would have after a failed keep-alive.
 		d.loseLease(used, fmt.Errorf("etcd lease %x lost: the server no longer has it", int64(used.id)))
-		granted, err = d.acquire(ctx, req, &used)
+		granted, err = try(ctx, req, &used)
 	}
 	return granted, err
 }

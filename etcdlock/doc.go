@@ -136,7 +136,7 @@
 //
 //	TryLock, free        1 Txn; +1 Grant at first use
 //	TryLock, contended   1 Txn (nothing written)
-//	Lock, free           1 Txn (+ keep-alive beside it)
+//	Lock, free           1 Txn (counted from the lease's last renewal)
 //	Lock, waiting        1 Txn + 1 Txn (predecessor) + the watch, + 1 Txn per wake-up
 //	                     (+ keep-alive beside the last)
 //	Unlock               1 Txn

@@ -306,6 +306,58 @@ func TestLeaseLostWhileWaiting(t *testing.T) {
 	l2.Unlock(ctx)
 }
 
+// TestLeaseRevokedBehindOurBack: when the server no longer has a Client's
+// lease (revoked by an operator, or expired during a long pause), the locks
+// on it are lost, and the next TryLock and Lock, which find out when their
+// write is refused, take a new lease instead of failing.
+func TestLeaseRevokedBehindOurBack(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.Start(t)
+	admin := c.Client(t)
+	ctx := t.Context()
+	cl := newClient(t, c)
+	leaseOf := func(key string) int64 {
+		t.Helper()
+		resp, err := admin.Get(ctx, key+"/", clientv3.WithPrefix())
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("reading the key of %s: %v, %d keys", key, err, len(resp.Kvs))
+		}
+		return resp.Kvs[0].Lease
+	}
+	for _, take := range []struct {
+		name string
+		lock func(context.Context, string, ...distlock.LockOption) (*distlock.Lock, error)
+	}{{"Lock", cl.Lock}, {"TryLock", cl.TryLock}} {
+		held, err := cl.TryLock(ctx, "revoked/held-"+take.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := leaseOf(held.Key())
+		if _, err := admin.Revoke(ctx, clientv3.LeaseID(old)); err != nil {
+			t.Fatal(err)
+		}
+		key := "revoked/" + take.name
+		l, err := take.lock(ctx, key)
+		if err != nil {
+			t.Fatalf("%s after the lease was revoked: %v", take.name, err)
+		}
+		if leaseOf(key) == old {
+			t.Errorf("%s: the new lock is on the revoked lease", take.name)
+		}
+		if err := l.Unlock(ctx); err != nil {
+			t.Errorf("%s: Unlock: %v", take.name, err)
+		}
+		select {
+		case <-held.Done():
+			if !errors.Is(held.Err(), distlock.ErrLost) {
+				t.Errorf("the lock on the revoked lease: Err = %v, want ErrLost", held.Err())
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("the lock on the revoked lease is still held 5s after %s found it gone", take.name)
+		}
+	}
+}
+
 // TestTTLRules: etcd leases count whole seconds, all locks of a Client
 // share one lease, and a lock asking for another TTL is refused by name.
 func TestTTLRules(t *testing.T) {

@@ -144,18 +144,11 @@ func BenchmarkFloor(b *testing.B) {
 			db := sql.OpenDB(conn)
 			defer db.Close()
 			ctx := context.Background()
-			if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS bench_floor (k VARBINARY(1024) PRIMARY KEY, v VARBINARY(255) NOT NULL) ENGINE=InnoDB`); err != nil {
-				b.Fatal(err)
-			}
-			ins, err := db.PrepareContext(ctx, `INSERT INTO bench_floor (k, v) VALUES (?, ?)`)
+			ins, del, err := prepareFloor(ctx, db)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer ins.Close()
-			del, err := db.PrepareContext(ctx, `DELETE FROM bench_floor WHERE k = ? AND v = ?`)
-			if err != nil {
-				b.Fatal(err)
-			}
 			defer del.Close()
 			var id atomic.Int64
 			start := n.Load()

@@ -124,21 +124,30 @@ func OpenDriver(ctx context.Context, connString string, opts *Options) (driver.D
 
 // openConfig is OpenDriver with the pool's configuration parsed.
 func openConfig(ctx context.Context, cfg *pgxpool.Config, opts *Options) (driver.Driver, error) {
-	// database/sql's own pool over pgx connections, sized by the URL's
-	// pool_* settings: a *sql.DB over a pgxpool.Pool must take and give back
-	// a pool connection, wrapped anew, on every statement, which measured a
-	// quarter of an uncontended Lock+Unlock.
-	db := stdlib.OpenDB(*cfg.ConnConfig)
-	db.SetMaxOpenConns(int(cfg.MaxConns))
-	db.SetMaxIdleConns(int(cfg.MaxConns))
-	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
-	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
-	d, err := newDriver(ctx, db, cfg.ConnConfig, opts.withDefaults(), db.Close)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		db.Close()
+		return nil, fmt.Errorf("%w: %w", distlock.ErrInvalid, err)
+	}
+	db := sqlOverPool(pool)
+	closeDB := func() error { err := db.Close(); pool.Close(); return err }
+	d, err := newDriver(ctx, db, pool, cfg.ConnConfig, opts.withDefaults(), closeDB)
+	if err != nil {
+		closeDB()
 		return nil, err
 	}
 	return d, nil
+}
+
+// sqlOverPool is the *sql.DB the driver uses, over pool, for what is not on
+// the hot path (renewals, the LISTEN connection, table set-up). One pool
+// connection stays with it between statements (for a minute at most),
+// which spares taking it from the pool and wrapping it on every statement;
+// the rest go back at once.
+func sqlOverPool(pool *pgxpool.Pool) *sql.DB {
+	db := stdlib.OpenDBFromPool(pool)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(time.Minute)
+	return db
 }
 
 // NewDriver is New without the Client. Its Close leaves pool open.
@@ -146,13 +155,8 @@ func NewDriver(ctx context.Context, pool *pgxpool.Pool, opts *Options) (driver.D
 	if pool == nil {
 		return nil, fmt.Errorf("%w: nil *pgxpool.Pool", distlock.ErrInvalid)
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	// One pool connection stays with the driver between statements (for a
-	// minute at most), which spares taking it from the pool and wrapping it
-	// on every statement; the rest go back at once.
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxIdleTime(time.Minute)
-	d, err := newDriver(ctx, db, pool.Config().ConnConfig, opts.withDefaults(), db.Close)
+	db := sqlOverPool(pool)
+	d, err := newDriver(ctx, db, pool, pool.Config().ConnConfig, opts.withDefaults(), db.Close)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -165,7 +169,7 @@ func NewDBDriver(ctx context.Context, db *sql.DB, opts *Options) (driver.Driver,
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil *sql.DB", distlock.ErrInvalid)
 	}
-	return newDriver(ctx, db, nil, opts.withDefaults(), nil)
+	return newDriver(ctx, db, nil, nil, opts.withDefaults(), nil)
 }
 
 // The dialects of both modes, with pgx's errors classified.
@@ -214,11 +218,12 @@ var (
 	_ driver.Notifier = (*sessionDriver)(nil)
 )
 
-// newDriver makes the driver over db. In Advisory mode, beacon connections
+// newDriver makes the driver over db, with the hot path on pool when it is
+// not nil (pool and db then reach the same server). In Advisory mode, beacon connections
 // are opened with connCfg outside db's pool, so that held locks never starve
 // the pool of connections for renewals; with connCfg nil (the caller's
 // *sql.DB) they come from db.
-func newDriver(ctx context.Context, db *sql.DB, connCfg *pgx.ConnConfig, o Options, closeDB func() error) (driver.Driver, error) {
+func newDriver(ctx context.Context, db *sql.DB, pool *pgxpool.Pool, connCfg *pgx.ConnConfig, o Options, closeDB func() error) (driver.Driver, error) {
 	if err := leaserow.ValidateTable(o.Table); err != nil {
 		return nil, err
 	}
@@ -235,7 +240,11 @@ func newDriver(ctx context.Context, db *sql.DB, connCfg *pgx.ConnConfig, o Optio
 	} else if o.Mode != LeaseRow {
 		return nil, fmt.Errorf("%w: unknown mode %v", distlock.ErrInvalid, o.Mode)
 	}
-	store, err := leaserow.New(leaserow.Config{DB: db, Dialect: d, Table: o.Table})
+	cfg := leaserow.Config{DB: db, Dialect: d, Table: o.Table}
+	if pool != nil {
+		cfg.Native = native{pool}
+	}
+	store, err := leaserow.New(cfg)
 	if err != nil {
 		return nil, err
 	}

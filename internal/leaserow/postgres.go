@@ -130,18 +130,13 @@ FROM {table} WHERE lock_key = $1`
 }
 
 // postgresRelease frees the row and, in the same statement, notifies the
-// key's channel if someone wanted the key lately (see PostgresWantedMs); it
-// returns one row when it freed the lock.
-const postgresRelease = `WITH freed AS (
-  UPDATE {table} SET token = '', owner = '', expires_at = 0
-  WHERE lock_key = $1 AND token = $2 AND expires_at > ` + PostgresNowMs + `
-  RETURNING lock_key, wanted_until
-),
-woken AS (
-  SELECT pg_notify(` + PostgresChannel + `, '') FROM freed
-  WHERE wanted_until > ` + PostgresNowMs + `
-)
-SELECT lock_key FROM freed, (SELECT count(*) FROM woken) AS n`
+// key's channel if someone wanted the key lately (see PostgresWantedMs). It
+// updates one row when it freed the lock. The NOTIFY rides on the RETURNING
+// list: a CTE that joined the update to a notifying SELECT cost the server
+// a tenth more than this plain UPDATE.
+const postgresRelease = `UPDATE {table} SET token = '', owner = '', expires_at = 0
+WHERE lock_key = $1 AND token = $2 AND expires_at > ` + PostgresNowMs + `
+RETURNING CASE WHEN wanted_until > ` + PostgresNowMs + ` THEN pg_notify(` + PostgresChannel + `, '') END IS NULL`
 
 func postgresRenew(session bool) string {
 	cond := "expires_at > " + PostgresNowMs
