@@ -23,7 +23,13 @@ type metrics struct {
 	renewals metric.Int64Counter
 	losses   metric.Int64Counter
 	holdD    metric.Float64Histogram
-	backend  attribute.KeyValue
+
+	// Attribute sets, made once: building them per call cost three
+	// allocations per acquire and per release, a quarter of the portable
+	// layer's.
+	acquiredOpt, lockedOpt, errorOpt metric.MeasurementOption
+	renewOK, renewError              metric.MeasurementOption
+	backendOpt                       metric.MeasurementOption
 }
 
 const instrumentationName = "github.com/distlock/distlock"
@@ -34,7 +40,13 @@ func newMetrics(mp metric.MeterProvider, backend string) metrics {
 	}
 	m := mp.Meter(instrumentationName)
 	var ms metrics
-	ms.backend = attribute.String("backend", backend)
+	b := attribute.String("backend", backend)
+	with := func(result string) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(b, attribute.String("result", result)))
+	}
+	ms.acquiredOpt, ms.lockedOpt, ms.errorOpt = with("acquired"), with("locked"), with("error")
+	ms.renewOK, ms.renewError = with("ok"), with("error")
+	ms.backendOpt = metric.WithAttributeSet(attribute.NewSet(b))
 	// Instrument creation only fails on invalid names, which these are not;
 	// on error the API still returns a usable no-op instrument.
 	ms.attempts, _ = m.Int64Counter("distlock.acquire.attempts", metric.WithDescription("Acquire attempts by result."))
@@ -46,32 +58,30 @@ func newMetrics(mp metric.MeterProvider, backend string) metrics {
 }
 
 func (m metrics) acquired(ctx context.Context, err error, d time.Duration) {
-	result := "acquired"
+	opt := m.acquiredOpt
 	switch {
 	case errors.Is(err, ErrLocked):
-		result = "locked"
+		opt = m.lockedOpt
 	case err != nil:
-		result = "error"
+		opt = m.errorOpt
 	}
 	ctx = context.WithoutCancel(ctx)
-	opt := metric.WithAttributes(m.backend, attribute.String("result", result))
 	m.attempts.Add(ctx, 1, opt)
 	m.acquireD.Record(ctx, d.Seconds(), opt)
 }
 
 func (m metrics) renewed(ctx context.Context, n int, err error) {
-	result := "ok"
+	opt := m.renewOK
 	if err != nil {
-		result = "error"
+		opt = m.renewError
 	}
-	m.renewals.Add(context.WithoutCancel(ctx), int64(n), metric.WithAttributes(m.backend, attribute.String("result", result)))
+	m.renewals.Add(context.WithoutCancel(ctx), int64(n), opt)
 }
 
 func (m metrics) released(lost bool, held time.Duration) {
 	ctx := context.Background()
-	opt := metric.WithAttributes(m.backend)
 	if lost {
-		m.losses.Add(ctx, 1, opt)
+		m.losses.Add(ctx, 1, m.backendOpt)
 	}
-	m.holdD.Record(ctx, held.Seconds(), opt)
+	m.holdD.Record(ctx, held.Seconds(), m.backendOpt)
 }

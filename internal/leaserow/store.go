@@ -253,10 +253,13 @@ func (s *Store) acquireOn(ctx context.Context, conn *sql.Conn, req driver.Acquir
 		return driver.Lease{}, fmt.Errorf("%w: ttl %v must be positive", distlock.ErrInvalid, req.TTL)
 	}
 	args := []any{req.Key, req.Token, req.Owner, ttlMillis(req.TTL)}
-	var (
+	// One row struct rather than five variables: each variable Scan points
+	// into would be an allocation of its own.
+	var row struct {
 		token, owner       string
 		fence, ttl, remain int64
-	)
+	}
+	dest := []any{&row.token, &row.fence, &row.owner, &row.ttl, &row.remain}
 	leave, err := s.gate.enter(ctx)
 	if err != nil {
 		return driver.Lease{}, err
@@ -266,23 +269,23 @@ func (s *Store) acquireOn(ctx context.Context, conn *sql.Conn, req driver.Acquir
 	}
 	granted := false
 	if s.acquireRead == "" || s.d.ReadOnEmpty {
-		err = queryRow(ctx, s.acquire, args...).Scan(&token, &fence, &owner, &ttl, &remain)
+		err = queryRow(ctx, s.acquire, args...).Scan(dest...)
 		if errors.Is(err, sql.ErrNoRows) && s.d.ReadOnEmpty {
-			err = queryRow(ctx, s.acquireRead, req.Key).Scan(&token, &fence, &owner, &ttl, &remain)
+			err = queryRow(ctx, s.acquireRead, req.Key).Scan(dest...)
 		}
 	} else {
 		var res sql.Result
 		res, err = exec(ctx, s.acquire, args...)
 		if err == nil && s.d.Granted != nil {
-			fence, granted, err = s.d.Granted(res)
+			row.fence, granted, err = s.d.Granted(res)
 		}
 		if err == nil && !granted {
-			err = queryRow(ctx, s.acquireRead, req.Key).Scan(&token, &fence, &owner, &ttl, &remain)
+			err = queryRow(ctx, s.acquireRead, req.Key).Scan(dest...)
 		}
 	}
 	leave()
 	if granted {
-		return driver.Lease{Key: req.Key, Token: req.Token, Fence: uint64(fence), TTL: millis(args[3].(int64))}, nil
+		return driver.Lease{Key: req.Key, Token: req.Token, Fence: uint64(row.fence), TTL: millis(args[3].(int64))}, nil
 	}
 	if errors.Is(err, sql.ErrNoRows) && s.d.ReadOnEmpty {
 		// The holder's row went between the two statements: the key was
@@ -293,16 +296,16 @@ func (s *Store) acquireOn(ctx context.Context, conn *sql.Conn, req driver.Acquir
 		// sql.ErrNoRows included: the statement always returns the row.
 		return driver.Lease{}, s.classify(err)
 	}
-	if token != req.Token {
+	if row.token != req.Token {
 		return driver.Lease{}, &driver.HeldError{Holder: driver.Holder{
 			Held:  true,
-			Fence: uint64(fence),
-			Owner: owner,
-			TTL:   millis(remain),
+			Fence: uint64(row.fence),
+			Owner: row.owner,
+			TTL:   millis(row.remain),
 			// Token stays empty: it is the right to release the lock.
 		}}
 	}
-	return driver.Lease{Key: req.Key, Token: req.Token, Fence: uint64(fence), TTL: millis(ttl)}, nil
+	return driver.Lease{Key: req.Key, Token: req.Token, Fence: uint64(row.fence), TTL: millis(row.ttl)}, nil
 }
 
 // millis converts a millisecond count from the store, clamping negatives to
