@@ -75,8 +75,30 @@ func nodeErrors[T any](d *redlockDriver, replies []reply[T], failed func(i int) 
 			b = append(b, fmt.Errorf("%s: %w", d.nodes[i].name, r.err))
 		}
 	}
-	return errors.Join(b...)
+	return joinLine(b...)
 }
+
+// joinLine is errors.Join on one line ("; " between the errors), so that a
+// message about several nodes stays one line in logs and on a terminal.
+func joinLine(errs ...error) error {
+	errs = slices.DeleteFunc(errs, func(e error) bool { return e == nil })
+	if len(errs) == 0 {
+		return nil
+	}
+	return lineErrors(errs)
+}
+
+type lineErrors []error
+
+func (e lineErrors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e lineErrors) Unwrap() []error { return e }
 
 // Acquire asks every node at once to take the key for the token, and holds
 // the lock if a majority granted it while the lock is still valid:
@@ -353,7 +375,7 @@ func (d *redlockDriver) Renew(ctx context.Context, leases []driver.Lease) ([]err
 		case n-notHeld < q:
 			results[i] = fmt.Errorf("%w: redlock: held on %d of %d nodes, a majority needs %d", driver.ErrNotHeld, extended, n, q)
 		default:
-			results[i] = fmt.Errorf("redlock: extended on %d of %d nodes, a majority needs %d: %w", extended, n, q, errors.Join(errs...))
+			results[i] = fmt.Errorf("redlock: extended on %d of %d nodes, a majority needs %d: %w", extended, n, q, joinLine(errs...))
 		}
 	}
 	return results, nil

@@ -3,7 +3,6 @@ package redlock
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -50,5 +49,5 @@ func (d *redlockDriver) raiseFences(ctx context.Context, timeout time.Duration, 
 			errs = append(errs, fmt.Errorf("%s: %w", d.nodes[idx[k]].name, r.err))
 		}
 	}
-	return raised, errors.Join(errs...)
+	return raised, joinLine(errs...)
 }

@@ -278,3 +278,19 @@ func TestE2EExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EUnreachableStoreSaysSoOnce: a store that refuses connections gives
+// exit 69 and one line on stderr, without the client library's own logging
+// of each failed dial.
+func TestE2EUnreachableStoreSaysSoOnce(t *testing.T) {
+	t.Parallel()
+	for _, store := range []string{"redis://127.0.0.1:1", "redlock://127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"} {
+		code, p := runDistlock(t, "run", "--store", store, "--wait", "0", "k", "--", "true")
+		if code != exitUnavailable {
+			t.Errorf("%s: exit %d, want %d\n%v", store, code, exitUnavailable, p)
+		}
+		if lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "distlock: ") {
+			t.Errorf("%s: stderr is %d lines, want one from distlock:\n%s", store, len(lines), p.stderr.String())
+		}
+	}
+}
