@@ -105,3 +105,54 @@ func redisPing(ctx context.Context, addr string) error {
 	}
 	return nil
 }
+
+// StartRedisSentinel starts a private Redis Sentinel on a free loopback
+// port that monitors master under name (quorum 1), and stops it when the
+// test ends. Its Addr is the Sentinel's, for go-redis's FailoverOptions.
+func StartRedisSentinel(t testing.TB, master *Redis, name string) *Redis {
+	t.Helper()
+	if !supported {
+		testenv.Unavailable(t, "testserver: private Redis Sentinels need a Unix system")
+	}
+	bin := findBinary([]string{"redis-server"}, redisDirs)
+	if bin == "" {
+		testenv.Unavailable(t, "testserver: redis-server not found in PATH or %s; install it (Debian: apt-get install redis-server)", strings.Join(redisDirs, ", "))
+	}
+	host, port, ok := strings.Cut(master.Addr(), ":")
+	if !ok {
+		t.Fatalf("testserver: master address %q is not host:port", master.Addr())
+	}
+	dir := instanceDir(t, "sentinel", nil)
+	// Sentinel runs only from a configuration file it can rewrite.
+	conf := filepath.Join(dir, "sentinel.conf")
+	monitor := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 1000\n", name, host, port, name)
+	if err := os.WriteFile(conf, []byte(monitor), 0o600); err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	p := &process{
+		spec: spec{
+			name: "redis-sentinel",
+			path: bin,
+			args: func(port int) []string {
+				return []string{conf, "--sentinel",
+					"--port", fmt.Sprint(port),
+					"--bind", "127.0.0.1",
+					"--dir", dir,
+					"--daemonize", "no",
+					"--logfile", "",
+				}
+			},
+			dir:     dir,
+			log:     filepath.Join(dir, "sentinel.log"),
+			ready:   "+monitor master",
+			stopSig: sigTerm,
+			ping:    redisPing,
+		},
+		t:       t,
+		timeout: 30 * time.Second,
+	}
+	t.Cleanup(p.cleanup)
+	took := p.start()
+	t.Logf("testserver: redis sentinel on %s, monitoring %s as %q, ready in %v", p.addr(), master.Addr(), name, took.Round(time.Millisecond))
+	return &Redis{lifecycle: lifecycle{t: t, p: p, server: "Redis Sentinel", env: EnvRedis}, addr: p.addr()}
+}

@@ -173,3 +173,20 @@ func TestRedisMissingBinary(t *testing.T) {
 		t.Errorf("message %q does not say how to provide a server (%s)", rec.msg, EnvRedis)
 	}
 }
+
+// TestRedisSentinel: the Sentinel answers for the master it was given, by
+// name, and is gone after the test.
+func TestRedisSentinel(t *testing.T) {
+	var addr string
+	t.Run("run", func(t *testing.T) {
+		master := StartRedis(t, Private())
+		s := StartRedisSentinel(t, master, "m1")
+		addr = s.Addr()
+		if got := redisDo(t, addr, "SENTINEL", "CKQUORUM", "m1"); !strings.HasPrefix(got, "OK 1 usable Sentinels") {
+			t.Errorf("SENTINEL CKQUORUM m1 = %q", got)
+		}
+	})
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Errorf("the Sentinel on %s still accepts connections after its test", addr)
+	}
+}
