@@ -65,7 +65,12 @@ func TestSideBySide(t *testing.T) {
 	}
 	rates := make([]benchrun.Result, len(uncontended)) // per round, for the ratios
 	for r := range rounds {
-		for i, c := range uncontended {
+		for j := range uncontended {
+			i := j
+			if r%2 == 1 {
+				i = len(uncontended) - 1 - j // odd rounds backwards, as benchrun.Alternate does
+			}
+			c := uncontended[i]
 			before := results[i].acquisitions
 			if err := runSlice(t, admin, srv.Addr(), c, 1, fmt.Sprintf("u%d-%d", i, r), slice, results[i]); err != nil {
 				t.Fatalf("%s: %v", c.name, err)
