@@ -1,17 +1,17 @@
 package mysqllock_test
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/leaserowtest"
 	"github.com/distlock/distlock/internal/testserver"
 	"github.com/distlock/distlock/mysqllock"
 )
@@ -118,262 +118,55 @@ WHERE INFO LIKE 'INSERT INTO `+table(mode)+`%' LIMIT 1`).Scan(&id)
 	}
 }
 
-// proxy forwards TCP connections to a server and can cut a connection
-// after the server's next reply has been received, without passing it on:
-// the request took effect, and the client never learns it.
-type proxy struct {
-	ln     net.Listener
-	target string
-	cut    atomic.Bool // cut the next connection that gets a reply
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// backend is this package for the shared fault tests; admin, if not nil,
+// reads rows behind the driver's back.
+func backend(admin *sql.DB) leaserowtest.Backend[mysqllock.Mode] {
+	b := leaserowtest.Backend[mysqllock.Mode]{Modes: modes, LeaseRow: mysqllock.LeaseRow, Open: open, Table: table}
+	if admin != nil {
+		b.StoredKey = func(ctx context.Context, table, key string) (stored string, err error) {
+			err = admin.QueryRowContext(ctx, "SELECT lock_key FROM "+table+" WHERE lock_key = ?", key).Scan(&stored)
+			return stored, err
+		}
+		b.Rows = func(ctx context.Context, table string) (n int, err error) {
+			err = admin.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n)
+			return n, err
+		}
 	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
+	return b
 }
 
-func (p *proxy) serve() {
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		var lastCmd atomic.Int32 // the command byte of the client's last packet
-		p.wg.Go(func() {
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := client.Read(buf)
-				if n > 4 {
-					lastCmd.Store(int32(buf[4]))
-				}
-				if n > 0 {
-					if _, err := server.Write(buf[:n]); err != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
-			server.Close()
-		})
-		p.wg.Go(func() {
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := server.Read(buf)
-				// Only the reply to a statement (COM_QUERY, COM_STMT_EXECUTE),
-				// not to a COM_STMT_PREPARE, which has no effect.
-				if cmd := lastCmd.Load(); n > 0 && (cmd == 0x03 || cmd == 0x17) && p.cut.CompareAndSwap(true, false) {
-					client.Close()
-					server.Close()
-					return
-				}
-				if n > 0 {
-					if _, err := client.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					client.Close()
-					return
-				}
-			}
-		})
-	}
+// isStatement reports whether a client packet is a statement (COM_QUERY,
+// COM_STMT_EXECUTE), whose reply the proxy may cut, rather than a
+// COM_STMT_PREPARE, which has no effect.
+func isStatement(packet []byte) bool {
+	return len(packet) > 4 && (packet[4] == 0x03 || packet[4] == 0x17)
 }
 
-// TestReplyLostAfterCommit cuts the connection of an acquire after the
-// database committed it and before its reply reached the client: the
-// read-back by token must find the lock granted (lease-row mode), or, in
-// advisory mode, find it free (the holder's session died with the
-// connection, so nobody holds it); in both the key is not orphaned.
+// TestReplyLostAfterCommit: see leaserowtest.ReplyLostAfterCommit.
 func TestReplyLostAfterCommit(t *testing.T) {
 	db := testserver.StartMariaDB(t)
-	p := startProxy(t, db.Addr())
+	p := leaserowtest.StartProxy(t, db.Addr(), isStatement)
 	cfg, err := mysql.ParseDSN(db.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Addr = p.ln.Addr().String()
-	dsn := cfg.FormatDSN()
-	ctx := t.Context()
-	for _, mode := range modes {
-		t.Run(mode.String(), func(t *testing.T) {
-			c := open(t, dsn, mode)
-			other := open(t, db.DSN(), mode)
-			key := "reply-lost-" + mode.String()
-			// Use the connections just before, so that the database/sql
-			// layer does not ping them first (it does after a second idle)
-			// and the cut hits the acquire's reply.
-			warm, err := c.TryLock(ctx, key+"-warm")
-			if err != nil {
-				t.Fatal(err)
-			}
-			warm.Unlock(ctx)
-			p.cut.Store(true)
-			l, err := c.TryLock(ctx, key)
-			if p.cut.Load() {
-				t.Fatal("no reply was cut")
-			}
-			switch mode {
-			case mysqllock.LeaseRow:
-				if err != nil {
-					t.Fatalf("TryLock whose reply was lost after commit: %v; want the lock, read back by token", err)
-				}
-				st, err := other.Status(ctx, key)
-				if err != nil || !st.Held || st.Fence != l.Fence() {
-					t.Errorf("Status = %+v, %v; want held with fence %d", st, err, l.Fence())
-				}
-				if err := l.Unlock(ctx); err != nil {
-					t.Errorf("Unlock: %v", err)
-				}
-			case mysqllock.GetLock:
-				if err == nil {
-					// The cut hit the beacon's reply before the upsert: fine.
-					l.Unlock(ctx)
-				}
-			}
-			l2, err := other.TryLock(ctx, key)
-			if err != nil {
-				t.Fatalf("the key is orphaned after the lost reply: %v", err)
-			}
-			l2.Unlock(ctx)
-		})
-	}
+	cfg.Addr = p.Addr()
+	leaserowtest.ReplyLostAfterCommit(t, backend(nil), p, cfg.FormatDSN(), db.DSN())
 }
 
-// TestRestartWhileHeld restarts the database while a lock is held, down for
-// longer than the lock's TTL: the holder learns of the loss, and the next
-// holder's fence is above the lost one.
+// TestRestartWhileHeld: see leaserowtest.RestartWhileHeld.
 func TestRestartWhileHeld(t *testing.T) {
-	db := testserver.StartMariaDB(t, testserver.Private())
-	ctx := t.Context()
-	const ttl = time.Second
-	for _, mode := range modes {
-		t.Run(mode.String(), func(t *testing.T) {
-			c := open(t, db.DSN(), mode, distlock.WithTTL(ttl))
-			key := "restart-" + mode.String()
-			l, err := c.TryLock(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.Stop()
-			time.Sleep(ttl + ttl/2)
-			db.Restart()
-			select {
-			case <-l.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the holder did not learn of its loss")
-			}
-			if !errors.Is(l.Err(), distlock.ErrLost) {
-				t.Errorf("Err = %v, want ErrLost", l.Err())
-			}
-			other := open(t, db.DSN(), mode)
-			var l2 *distlock.Lock
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				if l2, err = other.TryLock(ctx, key); err == nil || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			if err != nil {
-				t.Fatalf("TryLock after the restart: %v", err)
-			}
-			if l2.Fence() <= l.Fence() {
-				t.Errorf("fence after restart %d, not above the lost %d", l2.Fence(), l.Fence())
-			}
-			l2.Unlock(ctx)
-		})
-	}
+	leaserowtest.RestartWhileHeld(t, backend(nil), testserver.StartMariaDB(t, testserver.Private()))
 }
 
-// TestCrashKeepsFencesMonotonic kills the database (the test server does
-// not wait for the disk, so recent commits may be lost) and checks that
-// fences keep growing: they are seeded from the clock.
+// TestCrashKeepsFencesMonotonic: see leaserowtest.CrashKeepsFencesMonotonic.
 func TestCrashKeepsFencesMonotonic(t *testing.T) {
-	db := testserver.StartMariaDB(t, testserver.Private())
-	ctx := t.Context()
-	key := "crash"
-	var last uint64
-	for round := range 2 {
-		c, err := mysqllock.Open(ctx, db.DSN(), nil, distlock.WithLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 3 {
-			l, err := c.TryLock(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if l.Fence() <= last {
-				t.Errorf("round %d: fence %d after %d", round, l.Fence(), last)
-			}
-			last = l.Fence()
-			l.Unlock(ctx)
-		}
-		c.Close()
-		db.Kill()
-		db.Restart()
-	}
+	leaserowtest.CrashKeepsFencesMonotonic(t, backend(nil), testserver.StartMariaDB(t, testserver.Private()))
 }
 
-// TestKeysAreData stores and locks keys full of SQL syntax.
+// TestKeysAreData stores and locks keys full of SQL syntax, MySQL's
+// placeholder, backslash escapes and comment marker among them.
 func TestKeysAreData(t *testing.T) {
 	dsn, admin := startMariaDB(t)
-	ctx := t.Context()
-	keys := []string{
-		`'`, `''`, `"`, `';--`, `'); DROP TABLE distlock_locks; --`, `/* comment */`, `*/`, `-- x`,
-		`a' OR '1'='1`, `?`, `\\'`, `#`, `\`, `%_`, `;`, `{table}`, "line\nbreak", "ключ 🔒",
-	}
-	for _, mode := range modes {
-		t.Run(mode.String(), func(t *testing.T) {
-			a, b := open(t, dsn, mode), open(t, dsn, mode)
-			for _, k := range keys {
-				l, err := a.TryLock(ctx, k)
-				if err != nil {
-					t.Fatalf("TryLock(%q): %v", k, err)
-				}
-				if _, err := b.TryLock(ctx, k); !errors.Is(err, distlock.ErrLocked) {
-					t.Errorf("second TryLock(%q): %v, want ErrLocked", k, err)
-				}
-				var stored string
-				if err := admin.QueryRowContext(ctx, "SELECT lock_key FROM "+table(mode)+" WHERE lock_key = ?", k).Scan(&stored); err != nil || stored != k {
-					t.Errorf("stored key %q, %v; want %q", stored, err, k)
-				}
-				if err := l.Unlock(ctx); err != nil {
-					t.Errorf("Unlock(%q): %v", k, err)
-				}
-			}
-			var n int
-			if err := admin.QueryRowContext(ctx, "SELECT count(*) FROM "+table(mode)).Scan(&n); err != nil || n < len(keys) {
-				t.Errorf("%d rows (%v), want at least %d: the table is intact", n, err, len(keys))
-			}
-		})
-	}
+	leaserowtest.KeysAreData(t, backend(admin), dsn, append([]string{`?`, `\\'`, `#`}, leaserowtest.SQLKeys...))
 }
