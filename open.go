@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/redact"
 )
 
 // OpenFunc opens a driver for a parsed store URL. Driver packages register one
@@ -82,7 +83,7 @@ func Open(ctx context.Context, storeURL string, opts ...Option) (*Client, error)
 	}
 	drv, err := open(ctx, u)
 	if err != nil {
-		return nil, &Error{Op: "open", Backend: u.Scheme, Err: redactErr(err, u)}
+		return nil, &Error{Op: "open", Backend: u.Scheme, Err: redact.Error(err, u)}
 	}
 	c, err := NewClient(drv, opts...)
 	if err != nil {
@@ -142,33 +143,3 @@ func RedactURL(s string) string {
 	}
 	return userinfoRE.ReplaceAllString(s, "$1:xxxxx@")
 }
-
-// redactErr hides u's password in err's message, keeping err in the chain.
-func redactErr(err error, u *url.URL) error {
-	if u.User == nil {
-		return err
-	}
-	pw, ok := u.User.Password()
-	if !ok || pw == "" {
-		return err
-	}
-	return &redactedError{err: err, secret: pw}
-}
-
-type redactedError struct {
-	err    error
-	secret string
-}
-
-func (e *redactedError) Error() string {
-	msg := strings.ReplaceAll(e.err.Error(), e.secret, "xxxxx")
-	if esc := url.PathEscape(e.secret); esc != e.secret {
-		msg = strings.ReplaceAll(msg, esc, "xxxxx")
-	}
-	if esc := url.QueryEscape(e.secret); esc != e.secret {
-		msg = strings.ReplaceAll(msg, esc, "xxxxx")
-	}
-	return msg
-}
-
-func (e *redactedError) Unwrap() error { return e.err }

@@ -18,6 +18,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redact"
 )
 
 // The query parameters every URL accepts; they become Options (and come
@@ -46,7 +47,7 @@ const (
 func Open(ctx context.Context, storeURL string, opts ...Option) (*Guard, error) {
 	g, err := open(ctx, storeURL, opts)
 	if err != nil {
-		return nil, &distlock.Error{Op: "open", Backend: "once", Err: redact(err, storeURL)}
+		return nil, &distlock.Error{Op: "open", Backend: "once", Err: redact.ErrorOf(err, storeURL)}
 	}
 	return g, nil
 }
@@ -249,31 +250,3 @@ func sortedKeys(v url.Values) []string {
 	slices.Sort(keys)
 	return keys
 }
-
-// redact hides the URL's password in err's message.
-func redact(err error, storeURL string) error {
-	u, perr := url.Parse(storeURL)
-	if perr != nil || u.User == nil {
-		return err
-	}
-	pw, ok := u.User.Password()
-	if !ok || pw == "" {
-		return err
-	}
-	return &redactedError{err: err, secret: pw}
-}
-
-type redactedError struct {
-	err    error
-	secret string
-}
-
-func (e *redactedError) Error() string {
-	msg := strings.ReplaceAll(e.err.Error(), e.secret, "xxxxx")
-	if esc := url.QueryEscape(e.secret); esc != e.secret {
-		msg = strings.ReplaceAll(msg, esc, "xxxxx")
-	}
-	return msg
-}
-
-func (e *redactedError) Unwrap() error { return e.err }
