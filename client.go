@@ -400,8 +400,11 @@ func HolderOf(err error) (Status, bool) {
 
 // Close releases every lock the Client still holds (their Err then wraps
 // ErrClosed), stops the renewal loop, waits for background releases and
-// closes the driver. Pending Lock calls return ErrClosed. Close does not close
-// a client or database handle the user passed to a driver constructor.
+// closes the driver. Pending Lock calls return ErrClosed; an attempt already
+// sent to the store (by Lock or TryLock) is waited for, as long as the
+// caller's context allows, so pass contexts with deadlines when a store
+// that stops answering must not hold up Close. Close does not close a
+// client or database handle the user passed to a driver constructor.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
