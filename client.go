@@ -29,6 +29,7 @@ type Client struct {
 	held    map[*Lock]struct{}
 	kick    chan struct{}   // wakes the renewal loop when the held set changes
 	planned time.Time       // when the renewal loop next wakes, at the latest; zero while it is busy (guarded by mu)
+	pokes   int             // wake-ups asked for by track (guarded by mu; for tests)
 	closing context.Context // cancelled by Close: pending Lock calls return
 	doClose context.CancelFunc
 	stop    context.CancelFunc
@@ -466,6 +467,7 @@ func (c *Client) track(l *Lock) error {
 		// it runs (see renewDue), so the locks that follow within one
 		// interval need no poke of their own.
 		c.planned = due
+		c.pokes++
 		c.poke()
 	}
 	return nil
