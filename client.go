@@ -93,6 +93,9 @@ func (c *Client) TryLock(ctx context.Context, key string, opts ...LockOption) (*
 	}
 	defer c.ops.Done()
 	l, err := c.acquire(ctx, key, cfg, c.drv.Acquire)
+	if errors.Is(err, driver.ErrRetry) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err) // not contention: nobody was found holding it
+	}
 	if err != nil {
 		return nil, c.wrap("trylock", key, err)
 	}
@@ -184,7 +187,7 @@ func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, e
 	var locked error // the last contention seen
 	for {
 		l, err := c.acquire(ctx, key, cfg, c.drv.Acquire)
-		if errors.Is(err, errTooLate) && ctx.Err() == nil {
+		if (errors.Is(err, errTooLate) || errors.Is(err, driver.ErrRetry)) && ctx.Err() == nil {
 			err = fmt.Errorf("%w: %w", ErrLocked, err) // wait and try again
 		}
 		if !errors.Is(err, ErrLocked) {
@@ -291,7 +294,7 @@ func (c *Client) renewLate(ctx context.Context, lease driver.Lease) (time.Time, 
 // definite reports whether err is an answer rather than an unknown outcome.
 func definite(err error) bool {
 	return errors.Is(err, ErrLocked) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) ||
-		errors.Is(err, ErrClosed)
+		errors.Is(err, ErrClosed) || errors.Is(err, driver.ErrRetry)
 }
 
 // readBack learns, by token, whether an attempt whose reply was lost took the

@@ -23,7 +23,8 @@
 // A driver classifies its failures by wrapping them: [ErrUnavailable] when the
 // request surely never reached the store (dial refused, pool closed), so nothing
 // can have happened; [ErrNotHeld] when the store says the token no longer holds
-// the key. Any other error from Acquire is treated as ambiguous: the portable
+// the key; [ErrRetry] when an acquire took nothing, knows of no holder, and the
+// store could not decide in time (Redlock without a majority). Any other error from Acquire is treated as ambiguous: the portable
 // layer reads back by token before it answers.
 //
 // # Optional interfaces: who owns waiting

@@ -18,6 +18,12 @@ var (
 	// ErrUnavailable: the store could not be reached and the request surely
 	// had no effect (for example the dial was refused).
 	ErrUnavailable = errors.New("distlock: store unavailable")
+	// ErrRetry: Acquire took nothing and knows of no holder, because the
+	// store could not decide in time (Redlock: no majority within the
+	// lock's validity; what was written has been given back, or expires).
+	// A definite answer: Lock waits and tries again, TryLock reports the
+	// store as unavailable.
+	ErrRetry = errors.New("distlock: the store could not decide in time")
 )
 
 // Info describes what a driver can honour.

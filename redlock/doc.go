@@ -65,14 +65,15 @@
 //     them, so a waiter's timer fires when the first node frees.
 //   - No majority in time (nodes too slow for the per-node limit, a
 //     majority that arrived after the validity ran out, or a fence that did
-//     not reach Q nodes): the key was released; the error also wraps
-//     ErrLocked, since the next attempt may succeed and Lock should keep
-//     waiting. TryLock reports it as ErrLocked with that explanation.
+//     not reach Q nodes): the key was released and nobody is known to hold
+//     it. The error wraps driver.ErrRetry: Lock keeps waiting and tries
+//     again; TryLock reports the store as unavailable (ErrUnavailable, exit
+//     69 from the CLI), not as locked.
 //   - Refused connections alone rule out a majority (more than N-Q nodes
 //     down): the error wraps ErrUnavailable, and Lock returns at once.
 //   - If Q or more nodes may still hold the key (they answered neither the
-//     acquire nor the release), the error also wraps ErrLocked, and the key
-//     may stay taken until its TTL. It is not left to the Client's read-back
+//     acquire nor the release), the error also wraps driver.ErrRetry, and
+//     the key may stay taken until its TTL. It is not left to the Client's read-back
 //     by token: that could grant the lock with a fence that was never
 //     spread to a majority.
 //

@@ -211,7 +211,7 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 		// caller's read-back, which could hand out the lock with a fence
 		// that never reached a majority (see raiseFences); the key is
 		// blocked until its TTL instead, a cost in time, not in safety.
-		return driver.Lease{}, fmt.Errorf("%w: %w (the release got no answer from %d nodes, which may keep the key until its ttl)", driver.ErrLocked, failure, stillHeld)
+		return driver.Lease{}, fmt.Errorf("%w: %w (the release got no answer from %d nodes, which may keep the key until its ttl)", driver.ErrRetry, failure, stillHeld)
 	case unreachable > n-q:
 		// Refused connections alone rule a majority out: the store is
 		// down, waiting would not help.
@@ -223,10 +223,10 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 		return driver.Lease{}, &driver.HeldError{Holder: holder}
 	default:
 		// No majority in time (slow nodes, a late answer, a fence that did
-		// not spread) and the key released: the lock is not ours, and the
-		// next attempt may well succeed. ErrLocked is the driver contract's
-		// answer for "not taken, try again": Lock waits and retries.
-		return driver.Lease{}, fmt.Errorf("%w: %w (released)", driver.ErrLocked, failure)
+		// not spread) and the key released: the lock is not ours, nobody
+		// else is known to hold it, and the next attempt may well succeed.
+		// Lock waits and retries; TryLock says the store is unavailable.
+		return driver.Lease{}, fmt.Errorf("%w: %w (released)", driver.ErrRetry, failure)
 	}
 }
 

@@ -253,3 +253,44 @@ func TestDuplicateServer(t *testing.T) {
 		t.Fatalf("NewDriver with one client twice: %v, want ErrInvalid", err)
 	}
 }
+
+// TestNoMajorityInTime: with 2 of 3 nodes paused, nobody holds the key and
+// no majority can answer. TryLock says the store is unavailable, not that the
+// key is locked; Lock keeps trying until its context ends; once the nodes
+// are back, the key can be taken.
+func TestNoMajorityInTime(t *testing.T) {
+	ctx := t.Context()
+	c := startCluster(t, 3)
+	client := openClient(t, c)
+	if l, err := client.TryLock(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	} else {
+		l.Unlock(ctx)
+	}
+	for _, s := range c.servers[1:] {
+		s.Pause()
+		t.Cleanup(s.Resume)
+	}
+	_, err := client.TryLock(ctx, "k")
+	if !errors.Is(err, distlock.ErrUnavailable) || errors.Is(err, distlock.ErrLocked) {
+		t.Errorf("TryLock with 2 of 3 nodes paused = %v; want ErrUnavailable, not ErrLocked", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	_, err = client.Lock(wctx, "k")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Lock with 2 of 3 nodes paused = %v; want it to wait until its context ends", err)
+	}
+	for _, s := range c.servers[1:] {
+		s.Resume()
+	}
+	// The paused nodes now run what was queued for them: each grant is
+	// followed by its release, or expires with its TTL.
+	lctx, cancel := context.WithTimeout(ctx, 2*faultTTL)
+	defer cancel()
+	l, err := client.Lock(lctx, "k")
+	if err != nil {
+		t.Fatalf("Lock after the nodes came back: %v", err)
+	}
+	l.Unlock(ctx)
+}
