@@ -70,10 +70,9 @@ func (d *etcdDriver) acquire(ctx context.Context, req driver.AcquireRequest, use
 	*used = l
 	e := d.newEntry(req, l)
 	busy := d.trySlot(e)
-	if busy != nil && d.localHolder(busy) != nil && d.gone(ctx, busy) {
+	if busy != nil && d.localHolder(busy) != nil && d.gone(ctx, busy) && d.dropGone(busy) {
 		// Our own lock was removed behind its back; its holder learns at
 		// its next renewal. The name is free in this driver now.
-		d.drop(busy)
 		busy = d.trySlot(e)
 	}
 	if busy != nil {

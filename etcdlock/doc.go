@@ -71,9 +71,12 @@
 // no deletion can fall between the read and the watch, and the watch is
 // never one of the "unsynced" watchers etcd catches up only every 100ms.
 //
-// Unlock is a guarded delete, so that a late or repeated Unlock never
-// deletes a newer lock of the same lease (a known weakness of deleting by
-// key alone):
+// Unlock deletes "K/<lease>", as concurrency.Mutex does. Only the lease's
+// holder writes that name, so it is safe if the holder never writes the
+// name anew while a delete of the old key may still land. This driver
+// ensures it: while a Release is in flight, the key is not taken for gone,
+// and a Release of a lock the driver no longer holds (late, repeated, or
+// of another process's token) is a guarded delete:
 //
 //	If create_revision("K/<lease>") = <fence>  Then delete "K/<lease>"
 //
@@ -139,7 +142,7 @@
 //	Lock, free           1 Txn (counted from the lease's last renewal)
 //	Lock, waiting        1 Txn + 1 Txn (predecessor) + the watch, + 1 Txn per wake-up
 //	                     (+ keep-alive beside the last)
-//	Unlock               1 Txn
+//	Unlock               1 delete
 //	renewal              1 keep-alive + 1 Txn (per 100 locks), sent together
 //	Status               1 range + 1 lease time-to-live
 //	Close                1 Revoke

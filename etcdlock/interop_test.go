@@ -479,7 +479,27 @@ func TestLateReleaseKeepsNewerLock(t *testing.T) {
 	if h, err := d.Inspect(ctx, "late/k"); err != nil || !h.Held || h.Fence != l2.Fence {
 		t.Errorf("Inspect after late releases = %+v, %v; want held with fence %d", h, err, l2.Fence)
 	}
-	if err := d.Release(ctx, l2); err != nil {
+
+	// The same when the key went behind the lock's back (an operator's
+	// delete) and the driver wrote the same key name anew: Release sends a
+	// plain delete only for the lock that owns the key now.
+	if _, err := c.Client(t).Delete(ctx, "late/k/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	l3, err := d.Acquire(ctx, req("third"))
+	if err != nil {
+		t.Fatalf("Acquire after the key was deleted behind the holder's back: %v", err)
+	}
+	if err := d.Release(ctx, l2); !errors.Is(err, driver.ErrNotHeld) {
+		t.Errorf("Release of the evicted lock = %v, want ErrNotHeld", err)
+	}
+	if h, err := d.Inspect(ctx, "late/k"); err != nil || !h.Held || h.Fence != l3.Fence {
+		t.Errorf("Inspect after the evicted lock's release = %+v, %v; want held with fence %d", h, err, l3.Fence)
+	}
+	if err := d.Release(ctx, l3); err != nil {
 		t.Error(err)
+	}
+	if h, err := d.Inspect(ctx, "late/k"); err != nil || h.Held {
+		t.Errorf("Inspect after the last Release = %+v, %v; want free", h, err)
 	}
 }

@@ -134,6 +134,10 @@ type entry struct {
 	lease   *lease
 	fence   int64 // the key's create revision once written; guarded by d.mu once shared
 	held    bool  // guarded by d.mu
+	// releasing: a Release of this entry is in flight (guarded by d.mu).
+	// Its key is not taken for gone meanwhile, so no new key of the same
+	// name and lease can be written before the plain delete lands.
+	releasing bool
 }
 
 func (d *etcdDriver) newEntry(req driver.AcquireRequest, l *lease) *entry {
@@ -220,6 +224,18 @@ func (d *etcdDriver) drop(e *entry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.dropLocked(e)
+}
+
+// dropGone drops e, whose key was found gone, unless a Release of it is in
+// flight (whose plain delete must not meet a new key of the same name).
+func (d *etcdDriver) dropGone(e *entry) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.releasing {
+		return false
+	}
+	d.dropLocked(e)
+	return true
 }
 
 func (d *etcdDriver) dropLocked(e *entry) {

@@ -13,28 +13,34 @@ import (
 	"github.com/distlock/distlock/driver"
 )
 
-// Release deletes the lock's key only if its create revision is still the
-// fence the lock was granted with, so that a late or repeated Release never
-// deletes a newer lock of the same lease. One Txn. A lock this driver did not
-// grant (another process's token, or Fence 0 after a lost answer) is found
-// by its token among the queue's keys first: one more round trip.
+// Release deletes the lock's key: one plain delete, as concurrency.Mutex
+// sends. The key's name (queue prefix + lease ID) is this driver's alone,
+// and while the delete is in flight the driver writes no new key of that
+// name (the entry is marked releasing, so an acquire does not take it for
+// gone), so the delete can only remove this lock. A lock this driver did
+// not grant (another process's token, or Fence 0 after a lost answer) is
+// found by its token among the queue's keys first, and deleted only if its
+// create revision is still the one read: one more round trip.
 func (d *etcdDriver) Release(ctx context.Context, l driver.Lease) error {
 	d.mu.Lock()
 	e := d.tokens[l.Token]
 	if e != nil && (!e.held || e.name != l.Key || (l.Fence != 0 && uint64(e.fence) != l.Fence)) {
 		e = nil
 	}
+	if e != nil {
+		e.releasing = true
+	}
 	d.mu.Unlock()
 	if e != nil {
-		resp, err := d.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(e.etcdKey), "=", e.fence)).
-			Then(clientv3.OpDelete(e.etcdKey)).
-			Commit()
+		resp, err := d.cli.Delete(ctx, e.etcdKey)
 		if err != nil {
+			d.mu.Lock()
+			e.releasing = false
+			d.mu.Unlock()
 			return err
 		}
 		d.drop(e)
-		if !resp.Succeeded {
+		if resp.Deleted == 0 {
 			return fmt.Errorf("%w: key %q (fence %d) is gone", driver.ErrNotHeld, e.etcdKey, e.fence)
 		}
 		return nil
