@@ -31,14 +31,19 @@ type Contender struct {
 	// New makes the Op of one goroutine and the func that frees what it
 	// holds. It is called before a slice's clock starts.
 	New func(ctx context.Context, goroutine int) (op Op, done func(), err error)
+	// Handoffs, if set, counts the ops that took a lock another goroutine
+	// held last: acquisitions/s flatters a lock whose last holder takes it
+	// again while the others sleep.
+	Handoffs *atomic.Int64
 }
 
 // Result is what a contender did over all its slices.
 type Result struct {
-	Name    string
-	Ops     int64
-	Elapsed time.Duration
-	Rates   []float64 // ops per second, one per round
+	Name     string
+	Ops      int64
+	Handoffs int64 // -1 when the contender does not count them
+	Elapsed  time.Duration
+	Rates    []float64 // ops per second, one per round
 }
 
 // Rate is the contender's ops per second over all its slices.
@@ -78,6 +83,9 @@ func Alternate(ctx context.Context, cs []Contender, par int, slice time.Duration
 	results := make([]Result, len(cs))
 	for i, c := range cs {
 		results[i].Name = c.Name
+		if c.Handoffs == nil {
+			results[i].Handoffs = -1
+		}
 	}
 	for r := range rounds {
 		for j := range cs {
@@ -89,9 +97,16 @@ func Alternate(ctx context.Context, cs []Contender, par int, slice time.Duration
 				i = len(cs) - 1 - j
 			}
 			c := cs[i]
+			var before int64
+			if c.Handoffs != nil {
+				before = c.Handoffs.Load()
+			}
 			ops, elapsed, err := runSlice(ctx, c, par, slice)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", c.Name, err)
+			}
+			if c.Handoffs != nil {
+				results[i].Handoffs += c.Handoffs.Load() - before
 			}
 			results[i].Ops += ops
 			results[i].Elapsed += elapsed
@@ -163,12 +178,27 @@ func Settings(slice time.Duration, rounds int) (time.Duration, int, error) {
 
 // Table writes results as a Markdown table, each rate also as a ratio to
 // the first result's (median over rounds, and its range).
+// A handoffs/s column is added when a contender counts them.
 func Table(w io.Writer, results []Result) {
-	fmt.Fprintln(w, "| contender | ops/s | × first row (median of rounds) | range over rounds |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	counted := slices.ContainsFunc(results, func(r Result) bool { return r.Handoffs >= 0 })
+	if counted {
+		fmt.Fprintln(w, "| contender | ops/s | handoffs/s | × first row (median of rounds) | range over rounds |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	} else {
+		fmt.Fprintln(w, "| contender | ops/s | × first row (median of rounds) | range over rounds |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|")
+	}
 	for _, r := range results {
 		m, lo, hi := Ratio(r, results[0])
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f–%.2f |\n", r.Name, r.Rate(), m, lo, hi)
+		if !counted {
+			fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f–%.2f |\n", r.Name, r.Rate(), m, lo, hi)
+			continue
+		}
+		h := ""
+		if r.Handoffs >= 0 && r.Elapsed > 0 {
+			h = fmt.Sprintf("%.0f", float64(r.Handoffs)/r.Elapsed.Seconds())
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.2f | %.2f–%.2f |\n", r.Name, r.Rate(), h, m, lo, hi)
 	}
 }
 
@@ -193,7 +223,9 @@ func SkipUnlessEnabled(t testing.TB) {
 // goroutine through a Client of its own made by open, as separate
 // processes would.
 func LockUnlock(name, key string, open func(ctx context.Context) (*distlock.Client, error)) Contender {
-	return Contender{Name: name, New: func(ctx context.Context, _ int) (Op, func(), error) {
+	var last, handoffs atomic.Int64
+	last.Store(-1)
+	return Contender{Name: name, Handoffs: &handoffs, New: func(ctx context.Context, g int) (Op, func(), error) {
 		c, err := open(ctx)
 		if err != nil {
 			return nil, nil, err
@@ -202,6 +234,9 @@ func LockUnlock(name, key string, open func(ctx context.Context) (*distlock.Clie
 			l, err := c.Lock(ctx, key)
 			if err != nil {
 				return err
+			}
+			if last.Swap(int64(g)) != int64(g) {
+				handoffs.Add(1)
 			}
 			return l.Unlock(ctx)
 		}, func() { c.Close() }, nil

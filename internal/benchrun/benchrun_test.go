@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,5 +77,19 @@ func TestAlternateStopsAtAnError(t *testing.T) {
 	_, err := Alternate(t.Context(), []Contender{c}, 1, time.Minute, 1)
 	if !errors.Is(err, boom) {
 		t.Fatalf("Alternate = %v, want the op's error", err)
+	}
+}
+
+func TestTableHandoffs(t *testing.T) {
+	var b strings.Builder
+	Table(&b, []Result{
+		{Name: "floor", Ops: 100, Handoffs: -1, Elapsed: time.Second, Rates: []float64{100}},
+		{Name: "lock", Ops: 50, Handoffs: 20, Elapsed: time.Second, Rates: []float64{50}},
+	})
+	out := b.String()
+	for _, want := range []string{"| handoffs/s |", "| floor | 100 |  | 1.00 | 1.00–1.00 |", "| lock | 50 | 20 | 0.50 | 0.50–0.50 |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
 	}
 }
