@@ -272,12 +272,31 @@ func (d *redlockDriver) releaseOn(ctx context.Context, ttl time.Duration, names 
 
 // Release deletes the key on every node where the token holds it. It
 // succeeds if any node held it, and is ErrNotHeld if a majority said the
-// token does not hold the key and none released it.
+// token does not hold the key and none released it. Once a majority has
+// answered and one of them released the key, it waits for the others only
+// as long as an acquire waits for a node (nodeTimeout): a slow or paused
+// node does not hold up Unlock for the 250ms floor of slowTimeout (its
+// delete runs on in the background, or the key expires there).
 func (d *redlockDriver) Release(ctx context.Context, l driver.Lease) error {
 	names := d.names(l.Key)
-	replies := fanOut(ctx, d, d.slowTimeout(l.TTL), func(ctx context.Context, n *node) (struct{}, error) {
+	majorityReleased := func(out []reply[struct{}], answered []bool) bool {
+		released, decided := 0, 0
+		for i, r := range out {
+			if !answered[i] {
+				continue
+			}
+			if r.err == nil {
+				released++
+			}
+			if r.err == nil || errors.Is(r.err, driver.ErrNotHeld) {
+				decided++
+			}
+		}
+		return released > 0 && decided >= d.quorum
+	}
+	replies := fanOutUntil(ctx, d, d.slowTimeout(l.TTL), nil, func(ctx context.Context, n *node) (struct{}, error) {
 		return struct{}{}, rediswire.Release(ctx, n.c, names, l.Token)
-	})
+	}, majorityReleased, d.nodeTimeout(l.TTL))
 	released, notHeld := 0, 0
 	for _, r := range replies {
 		switch {

@@ -33,6 +33,17 @@ func fanOut[T any](ctx context.Context, d *redlockDriver, timeout time.Duration,
 // fanOutOn is fanOut to the nodes at idx only (all nodes if idx is nil); the
 // replies are in idx's order.
 func fanOutOn[T any](ctx context.Context, d *redlockDriver, timeout time.Duration, idx []int, op func(ctx context.Context, n *node) (T, error)) []reply[T] {
+	return fanOutUntil(ctx, d, timeout, idx, op, nil, 0)
+}
+
+// fanOutUntil is fanOutOn that stops waiting early once enough says the
+// replies so far decide the outcome (nil: never) and the others have had
+// patience more to answer: healthy nodes all answer within it, so only a
+// slow or paused node is left behind. Its request runs on to its end,
+// bounded by timeout, in the background (Close waits for it); its reply is
+// dropped and stays errNoAnswer in the result.
+func fanOutUntil[T any](ctx context.Context, d *redlockDriver, timeout time.Duration, idx []int, op func(ctx context.Context, n *node) (T, error),
+	enough func(out []reply[T], answered []bool) bool, patience time.Duration) []reply[T] {
 	if idx == nil {
 		idx = make([]int, len(d.nodes))
 		for i := range idx {
@@ -44,7 +55,6 @@ func fanOutOn[T any](ctx context.Context, d *redlockDriver, timeout time.Duratio
 		reply[T]
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	ch := make(chan indexed, len(idx)) // buffered: a late sender never blocks
 	for i, j := range idx {
 		n := d.nodes[j]
@@ -61,14 +71,38 @@ func fanOutOn[T any](ctx context.Context, d *redlockDriver, timeout time.Duratio
 	// own error; give it a moment to say so before calling it silent.
 	grace := time.NewTimer(timeout + 2*time.Millisecond)
 	defer grace.Stop()
-	for range idx {
+	var decided <-chan time.Time // fires patience after enough said yes
+	got := 0
+wait:
+	for got < len(idx) {
 		select {
 		case r := <-ch:
+			got++
 			out[r.i], answered[r.i] = r.reply, true
-			continue
+			if decided == nil && enough != nil && got < len(idx) && enough(out, answered) {
+				t := time.NewTimer(patience)
+				defer t.Stop()
+				decided = t.C
+			}
+		case <-decided:
+			break wait
 		case <-grace.C:
+			break wait
 		}
-		break
+	}
+	if left := len(idx) - got; left > 0 && decided != nil {
+		// Stopped early: the rest run on, and the context ends with the
+		// last of them.
+		d.inflight.Add(1)
+		go func() {
+			defer d.inflight.Done()
+			defer cancel()
+			for range left {
+				<-ch
+			}
+		}()
+	} else {
+		defer cancel()
 	}
 	for i, ok := range answered {
 		if !ok {

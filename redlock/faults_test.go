@@ -197,14 +197,22 @@ func TestOneNodePaused(t *testing.T) {
 	}
 	l2.Unlock(ctx)
 
-	// Paused again, Unlock goes through too.
+	// Paused again, Unlock goes through too, without waiting for the
+	// paused node: a majority released the key.
 	paused.Pause()
 	l3, err := client.TryLock(ctx, "k")
 	if err != nil {
 		t.Fatalf("TryLock with one node paused again: %v", err)
 	}
+	start = time.Now()
 	if err := l3.Unlock(ctx); err != nil {
 		t.Errorf("Unlock with one node paused: %v", err)
+	}
+	if took := time.Since(start); took >= 200*time.Millisecond {
+		t.Errorf("Unlock with one node paused took %v: it waited for the paused node", took)
+	}
+	if n := c.holders(ctx, "", "k"); n != 0 {
+		t.Errorf("the key is held on %d live nodes after Unlock", n)
 	}
 	paused.Resume()
 }
