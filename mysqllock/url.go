@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -17,12 +16,7 @@ import (
 // Scheme is the URL scheme this package registers with distlock.Open.
 const Scheme = "mysql"
 
-const (
-	paramTable  = "table"
-	paramCreate = "create_table"
-	paramMode   = "mode"
-	defaultPort = "3306"
-)
+const defaultPort = "3306"
 
 func init() {
 	distlock.Register(Scheme, openURL)
@@ -55,7 +49,6 @@ func openURL(ctx context.Context, u *url.URL) (driver.Driver, error) {
 // variable when connecting, which the server rejects if it does not know
 // it. Errors never show the password.
 func ParseURL(u *url.URL) (*mysql.Config, Options, error) {
-	var opts Options
 	bad := func(format string, args ...any) (*mysql.Config, Options, error) {
 		return nil, Options{}, fmt.Errorf("%w: mysql URL: "+format, append([]any{distlock.ErrInvalid}, args...)...)
 	}
@@ -80,37 +73,11 @@ func ParseURL(u *url.URL) (*mysql.Config, Options, error) {
 	if err != nil {
 		return bad("query: %v", err)
 	}
-	for _, name := range []string{paramTable, paramCreate, paramMode} {
-		if len(q[name]) > 1 {
-			return bad("parameter %s is given %d times", name, len(q[name]))
-		}
+	p, err := leaserow.TakeURLParams(q, "mysql", LeaseRow.String(), GetLock.String())
+	if err != nil {
+		return nil, Options{}, err
 	}
-	if v := q.Get(paramMode); q.Has(paramMode) {
-		switch v {
-		case "lease":
-			opts.Mode = LeaseRow
-		case "getlock":
-			opts.Mode = GetLock
-		default:
-			return bad("mode=%q: want lease or getlock", v)
-		}
-	}
-	if q.Has(paramTable) {
-		opts.Table = q.Get(paramTable)
-		if err := leaserow.ValidateTable(opts.Table); err != nil {
-			return nil, Options{}, fmt.Errorf("mysql URL: %w", err)
-		}
-	}
-	if v := q.Get(paramCreate); q.Has(paramCreate) {
-		create, err := strconv.ParseBool(v)
-		if err != nil {
-			return bad("create_table=%q: want true or false", v)
-		}
-		opts.DisableCreateTable = !create
-	}
-	q.Del(paramTable)
-	q.Del(paramCreate)
-	q.Del(paramMode)
+	opts := Options{Table: p.Table, DisableCreateTable: p.DisableCreateTable, Mode: Mode(p.Mode)}
 
 	// The driver's own parameters go through its DSN parser.
 	dsn := "/"

@@ -18,16 +18,14 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/leaserow"
 	"github.com/distlock/distlock/internal/redact"
 )
 
-// The query parameters every URL accepts; they become Options (and come
+// The query parameters every URL accepts, besides leaserow's table and
+// create_table (WithTable, WithCreateTable); they become Options (and come
 // before opts given to Open).
-const (
-	paramTable       = "table"        // WithTable
-	paramCreateTable = "create_table" // WithCreateTable
-	paramBusyTimeout = "busy_timeout" // sqlite only
-)
+const paramBusyTimeout = "busy_timeout" // sqlite only
 
 // Open opens the database named by storeURL and returns a Guard over it,
 // initialised (table created if allowed, and checked). Close closes the
@@ -107,21 +105,18 @@ type urlParams struct {
 // takeParams removes this package's parameters from q.
 func takeParams(q url.Values) (urlParams, error) {
 	var p urlParams
-	for _, name := range []string{paramTable, paramCreateTable, paramBusyTimeout} {
-		if len(q[name]) > 1 {
-			return p, fmt.Errorf("%w: store URL parameter %s is given %d times", errInvalid, name, len(q[name]))
-		}
+	if len(q[paramBusyTimeout]) > 1 {
+		return p, fmt.Errorf("%w: store URL parameter %s is given %d times", errInvalid, paramBusyTimeout, len(q[paramBusyTimeout]))
 	}
-	if q.Has(paramTable) {
-		p.opts = append(p.opts, WithTable(q.Get(paramTable)))
+	common, err := leaserow.TakeURLParams(q, "store")
+	if err != nil {
+		return p, err
 	}
-	if q.Has(paramCreateTable) {
-		v := q.Get(paramCreateTable)
-		create, err := strconv.ParseBool(v)
-		if err != nil {
-			return p, fmt.Errorf("%w: create_table=%q: want true or false", errInvalid, v)
-		}
-		p.opts = append(p.opts, WithCreateTable(create))
+	if common.Table != "" {
+		p.opts = append(p.opts, WithTable(common.Table))
+	}
+	if common.DisableCreateTable {
+		p.opts = append(p.opts, WithCreateTable(false))
 	}
 	if q.Has(paramBusyTimeout) {
 		p.busyTimeout = q.Get(paramBusyTimeout)
@@ -129,8 +124,6 @@ func takeParams(q url.Values) (urlParams, error) {
 			p.busyTimeout = "-"
 		}
 	}
-	q.Del(paramTable)
-	q.Del(paramCreateTable)
 	q.Del(paramBusyTimeout)
 	return p, nil
 }
@@ -158,7 +151,7 @@ func openSQLite(u *url.URL, p urlParams) (*sql.DB, error) {
 	}
 	if len(u.Query()) > 0 {
 		return nil, fmt.Errorf("%w: sqlite URL: unknown parameter(s) %s (known: %s, %s, %s)", errInvalid,
-			strings.Join(sortedKeys(u.Query()), ", "), paramBusyTimeout, paramCreateTable, paramTable)
+			strings.Join(sortedKeys(u.Query()), ", "), paramBusyTimeout, leaserow.ParamCreateTable, leaserow.ParamTable)
 	}
 	busy := 5 * time.Second
 	if p.busyTimeout != "" {

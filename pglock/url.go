@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"strconv"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
@@ -13,11 +12,8 @@ import (
 
 // The URL schemes this package registers with distlock.Open.
 const (
-	Scheme      = "postgres"
-	SchemeLong  = "postgresql"
-	paramTable  = "table"
-	paramCreate = "create_table"
-	paramMode   = "mode"
+	Scheme     = "postgres"
+	SchemeLong = "postgresql"
 )
 
 func init() {
@@ -46,7 +42,6 @@ func openURL(ctx context.Context, u *url.URL) (driver.Driver, error) {
 // connects, or passes it to the server as a run-time setting, which the
 // server rejects if it does not know it. Errors never show the password.
 func ParseURL(u *url.URL) (string, Options, error) {
-	var opts Options
 	bad := func(format string, args ...any) (string, Options, error) {
 		return "", Options{}, fmt.Errorf("%w: postgres URL: "+format, append([]any{distlock.ErrInvalid}, args...)...)
 	}
@@ -57,37 +52,11 @@ func ParseURL(u *url.URL) (string, Options, error) {
 	if err != nil {
 		return bad("query: %v", err)
 	}
-	for _, name := range []string{paramTable, paramCreate, paramMode} {
-		if len(q[name]) > 1 {
-			return bad("parameter %s is given %d times", name, len(q[name]))
-		}
+	p, err := leaserow.TakeURLParams(q, "postgres", LeaseRow.String(), Advisory.String())
+	if err != nil {
+		return "", Options{}, err
 	}
-	if v := q.Get(paramMode); q.Has(paramMode) {
-		switch v {
-		case "lease":
-			opts.Mode = LeaseRow
-		case "advisory":
-			opts.Mode = Advisory
-		default:
-			return bad("mode=%q: want lease or advisory", v)
-		}
-	}
-	if q.Has(paramTable) {
-		opts.Table = q.Get(paramTable)
-		if err := leaserow.ValidateTable(opts.Table); err != nil {
-			return "", Options{}, fmt.Errorf("postgres URL: %w", err)
-		}
-	}
-	if v := q.Get(paramCreate); q.Has(paramCreate) {
-		create, err := strconv.ParseBool(v)
-		if err != nil {
-			return bad("create_table=%q: want true or false", v)
-		}
-		opts.DisableCreateTable = !create
-	}
-	q.Del(paramTable)
-	q.Del(paramCreate)
-	q.Del(paramMode)
+	opts := Options{Table: p.Table, DisableCreateTable: p.DisableCreateTable, Mode: Mode(p.Mode)}
 	c := *u
 	c.RawQuery = q.Encode()
 	return c.String(), opts, nil

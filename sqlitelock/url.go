@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,13 +33,9 @@ func openURL(ctx context.Context, u *url.URL) (driver.Driver, error) {
 const urlForms = "use sqlite:///absolute/path/locks.db or sqlite:relative/path/locks.db"
 
 // The query parameters a sqlite URL accepts.
-const (
-	paramTable       = "table"
-	paramBusyTimeout = "busy_timeout"
-	paramCreateTable = "create_table"
-)
+const paramBusyTimeout = "busy_timeout"
 
-var knownParams = []string{paramBusyTimeout, paramCreateTable, paramTable}
+var knownParams = []string{paramBusyTimeout, leaserow.ParamCreateTable, leaserow.ParamTable}
 
 // parseURL reads the database path and options of a sqlite URL:
 //
@@ -98,12 +93,11 @@ func parseURL(u *url.URL) (string, Options, error) {
 		slices.Sort(unknown)
 		return bad("unknown parameter(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(knownParams, ", "))
 	}
-	if q.Has(paramTable) {
-		opts.Table = q.Get(paramTable)
-		if err := leaserow.ValidateTable(opts.Table); err != nil {
-			return "", Options{}, fmt.Errorf("sqlite URL: %w", err)
-		}
+	p, err := leaserow.TakeURLParams(q, "sqlite")
+	if err != nil {
+		return "", Options{}, err
 	}
+	opts.Table, opts.DisableCreateTable = p.Table, p.DisableCreateTable
 	if q.Has(paramBusyTimeout) {
 		v := q.Get(paramBusyTimeout)
 		d, err := time.ParseDuration(v)
@@ -111,14 +105,6 @@ func parseURL(u *url.URL) (string, Options, error) {
 			return bad("busy_timeout=%q: want a positive duration such as 5s or 500ms", v)
 		}
 		opts.BusyTimeout = d
-	}
-	if q.Has(paramCreateTable) {
-		v := q.Get(paramCreateTable)
-		create, err := strconv.ParseBool(v)
-		if err != nil {
-			return bad("create_table=%q: want true or false", v)
-		}
-		opts.DisableCreateTable = !create
 	}
 	return path, opts, nil
 }
