@@ -5,13 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/leaserowtest"
 	"github.com/distlock/distlock/internal/testserver"
 )
 
@@ -66,66 +66,26 @@ func countedClient(tb testing.TB, dsn string, mode Mode, n *atomic.Int64) *distl
 	return c
 }
 
+// counted is countedClient on dsn, in the shared tests' shape.
+func counted(dsn string) leaserowtest.CountedOpen[Mode] {
+	return func(tb testing.TB, mode Mode, n *atomic.Int64) *distlock.Client {
+		return countedClient(tb, dsn, mode, n)
+	}
+}
+
 // TestRoundTripsPerOperation pins the round trips the package documents.
 func TestRoundTripsPerOperation(t *testing.T) {
 	dsn := testserver.StartMariaDB(t).DSN()
-	ctx := t.Context()
-	for _, c := range []struct {
-		mode                  Mode
-		lock, refresh, unlock int64
-		contended             int64
-	}{
+	leaserowtest.RoundTripsPerOperation(t, counted(dsn), []leaserowtest.RoundTrips[Mode]{
 		// Lease-row: one prepared statement each; a contended TryLock
 		// reads the holder after the upsert.
-		{LeaseRow, 1, 1, 1, 2},
+		{Mode: LeaseRow, Lock: 1, Refresh: 1, Unlock: 1, Contended: 2},
 		// GET_LOCK: the beacon and the upsert on the beacon's own
 		// connection are not prepared statements there (prepare and
 		// execute, 2 each); Unlock is the row, then RELEASE_LOCK (2); a
 		// contended TryLock also gives its beacon back.
-		{GetLock, 4, 1, 3, 8},
-	} {
-		t.Run(c.mode.String(), func(t *testing.T) {
-			var n atomic.Int64
-			cl := countedClient(t, dsn, c.mode, &n)
-			other := countedClient(t, dsn, c.mode, new(atomic.Int64))
-			step := func(what string, want int64, f func() error) {
-				t.Helper()
-				before := n.Load()
-				if err := f(); err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
-				if got := n.Load() - before; got != want {
-					t.Errorf("%s: %d round trips, want %d", what, got, want)
-				}
-			}
-			// Warm up: each statement is prepared once per connection.
-			for range 2 {
-				l, err := cl.TryLock(ctx, "warm")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := l.Refresh(ctx); err != nil {
-					t.Fatal(err)
-				}
-				l.Unlock(ctx)
-			}
-			var l *distlock.Lock
-			step("TryLock", c.lock, func() (err error) { l, err = cl.TryLock(ctx, "k"); return err })
-			step("Refresh", c.refresh, func() error { return l.Refresh(ctx) })
-			step("Unlock", c.unlock, func() error { return l.Unlock(ctx) })
-			ol, err := other.TryLock(ctx, "k")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ol.Unlock(ctx)
-			step("contended TryLock", c.contended, func() error {
-				if _, err := cl.TryLock(ctx, "k"); err == nil {
-					return fmt.Errorf("TryLock of a held key succeeded")
-				}
-				return nil
-			})
-		})
-	}
+		{Mode: GetLock, Lock: 4, Refresh: 1, Unlock: 3, Contended: 8},
+	})
 }
 
 // BenchmarkFloor is the floor Lock+Unlock is measured against: a plain
@@ -153,7 +113,7 @@ func BenchmarkFloor(b *testing.B) {
 			var id atomic.Int64
 			start := n.Load()
 			b.ResetTimer()
-			runParallel(b, par, func() func() error {
+			leaserowtest.RunParallel(b, par, func() func() error {
 				key := fmt.Sprint("floor-", id.Add(1))
 				return func() error {
 					if _, err := ins.ExecContext(ctx, key, "token"); err != nil {
@@ -168,57 +128,7 @@ func BenchmarkFloor(b *testing.B) {
 	}
 }
 
-// BenchmarkLockUnlock is Lock and Unlock in both modes: uncontended (one
-// Client, one key) and with 8 Clients, as 8 processes would be, taking
-// turns on one key.
+// BenchmarkLockUnlock: see leaserowtest.BenchmarkLockUnlock.
 func BenchmarkLockUnlock(b *testing.B) {
-	dsn := testserver.StartMariaDB(b).DSN()
-	for _, mode := range []Mode{LeaseRow, GetLock} {
-		for _, par := range []int{1, 8} {
-			b.Run(fmt.Sprintf("mode=%v/contenders=%d", mode, par), func(b *testing.B) {
-				var n atomic.Int64
-				clients := make([]*distlock.Client, par)
-				for i := range clients {
-					clients[i] = countedClient(b, dsn, mode, &n)
-				}
-				key := fmt.Sprintf("bench-%v-%d-%d", mode, par, b.N)
-				var id atomic.Int64
-				ctx := context.Background()
-				start := n.Load()
-				b.ResetTimer()
-				runParallel(b, par, func() func() error {
-					c := clients[id.Add(1)-1]
-					return func() error {
-						l, err := c.Lock(ctx, key)
-						if err != nil {
-							return err
-						}
-						return l.Unlock(ctx)
-					}
-				})
-				b.ReportMetric(float64(n.Load()-start)/float64(b.N), "roundtrips/op")
-			})
-		}
-	}
-}
-
-// runParallel runs b.N calls of the op each of par goroutines makes.
-func runParallel(b *testing.B, par int, newOp func() func() error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Bool
-	for range par {
-		op := newOp()
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) && !failed.Load() {
-				if err := op(); err != nil {
-					if failed.CompareAndSwap(false, true) {
-						b.Error(err)
-					}
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	leaserowtest.BenchmarkLockUnlock(b, counted(testserver.StartMariaDB(b).DSN()), LeaseRow, GetLock)
 }

@@ -1,7 +1,7 @@
-// Package leaserowtest holds the fault tests that every SQL lease-row driver
-// (pglock, mysqllock) runs against its real server: the same scenarios, the
-// backend's own server and statements. It is imported by those packages'
-// tests only.
+// Package leaserowtest holds the fault tests, round-trip checks and
+// benchmarks that every SQL lease-row driver (pglock, mysqllock) runs
+// against its real server: the same scenarios, the backend's own server and
+// statements. It is imported by those packages' tests only.
 package leaserowtest
 
 import (
