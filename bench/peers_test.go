@@ -30,9 +30,7 @@ import (
 // DISTLOCK_BENCH_CONTENDED (goroutine counts, default "8,64"; "none" runs
 // the uncontended table only).
 func TestSideBySide(t *testing.T) {
-	if os.Getenv("DISTLOCK_BENCH") != "1" {
-		t.Skip("set DISTLOCK_BENCH=1 to run the side-by-side benchmark (make bench-peers)")
-	}
+	benchrun.SkipUnlessEnabled(t, "make bench-peers")
 	slice := envDuration(t, "DISTLOCK_BENCH_SLICE", time.Second)
 	rounds := envInt(t, "DISTLOCK_BENCH_ROUNDS", 5)
 	counts := []int{8, 64}

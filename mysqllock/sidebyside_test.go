@@ -15,7 +15,7 @@ import (
 // prepared INSERT and DELETE of one row), on one private server, contenders
 // taking turns. It prints Markdown tables; make bench-sql runs it.
 func TestSideBySide(t *testing.T) {
-	benchrun.SkipUnlessEnabled(t)
+	benchrun.SkipUnlessEnabled(t, "make bench-sql")
 	dsn := testserver.StartMariaDB(t).DSN()
 	floor := benchrun.Contender{Name: "floor: INSERT + DELETE of a row (prepared)", New: func(ctx context.Context, g int) (benchrun.Op, func(), error) {
 		db, err := sql.Open("mysql", dsn)

@@ -16,7 +16,7 @@ import (
 // INSERT and a DELETE of one row through pgx), on one private server,
 // contenders taking turns. It prints Markdown tables; make bench-sql runs it.
 func TestSideBySide(t *testing.T) {
-	benchrun.SkipUnlessEnabled(t)
+	benchrun.SkipUnlessEnabled(t, "make bench-sql")
 	dsn := testserver.StartPostgres(t).DSN()
 	floor := benchrun.Contender{Name: "floor: INSERT + DELETE of a row (pgx)", New: func(ctx context.Context, g int) (benchrun.Op, func(), error) {
 		pool, err := pgxpool.New(ctx, dsn)

@@ -210,12 +210,13 @@ type Set struct {
 	Contenders []Contender
 }
 
-// SkipUnlessEnabled skips a side-by-side benchmark unless DISTLOCK_BENCH=1
-// (make bench-sql): call it before starting servers.
-func SkipUnlessEnabled(t testing.TB) {
+// SkipUnlessEnabled skips a side-by-side benchmark unless DISTLOCK_BENCH=1,
+// naming the command that sets it: call it before starting servers. A
+// benchmark that does not run is skipped, never counted as a test.
+func SkipUnlessEnabled(t testing.TB, command string) {
 	t.Helper()
 	if os.Getenv("DISTLOCK_BENCH") != "1" {
-		t.Skip("set DISTLOCK_BENCH=1 to run the side-by-side benchmark (make bench-sql)")
+		t.Skipf("set DISTLOCK_BENCH=1 to run the side-by-side benchmark (%s)", command)
 	}
 }
 
@@ -249,7 +250,7 @@ func LockUnlock(name, key string, open func(ctx context.Context) (*distlock.Clie
 // DISTLOCK_BENCH_SLICE (default 1s) and DISTLOCK_BENCH_ROUNDS (default 5).
 func SideBySide(t testing.TB, command string, sets ...Set) {
 	t.Helper()
-	SkipUnlessEnabled(t)
+	SkipUnlessEnabled(t, command)
 	slice, rounds, err := Settings(time.Second, 5)
 	if err != nil {
 		t.Fatal(err)
