@@ -149,3 +149,17 @@ type Queuer interface {
 	// with ErrLocked (ideally a *HeldError naming the holder it waited for).
 	AcquireWait(ctx context.Context, req AcquireRequest) (Lease, error)
 }
+
+// Purger is implemented by drivers whose store keeps a record of a key after
+// its lock is released (the SQL lease row, which carries the key's fence).
+// Such records are what keeps a fence from repeating, so they may only go
+// once the store's clock has passed every fence they hold: under the fence
+// rule (next fence = max(previous + 1, the store's clock in microseconds)) a
+// record freed longer ago than any step back of the store's clock can be
+// removed without a later fence ever repeating or going below it.
+type Purger interface {
+	// Purge deletes the records of keys that nobody holds and that nobody
+	// has held for at least olderThan by the store's clock, and returns how
+	// many it deleted. It never touches a held key.
+	Purge(ctx context.Context, olderThan time.Duration) (int64, error)
+}
