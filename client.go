@@ -24,18 +24,21 @@ type Client struct {
 	queuer   driver.Queuer
 	metrics  metrics
 
-	mu      sync.Mutex
-	closed  bool
-	held    map[*Lock]struct{}
-	kick    chan struct{}   // wakes the renewal loop when the held set changes
-	planned time.Time       // when the renewal loop next wakes, at the latest; zero while it is busy (guarded by mu)
-	pokes   int             // wake-ups asked for by track (guarded by mu; for tests)
-	closing context.Context // cancelled by Close: pending Lock calls return
-	doClose context.CancelFunc
-	stop    context.CancelFunc
-	loop    sync.WaitGroup // the renewal loop
-	ops     sync.WaitGroup // calls in flight; Close waits for them
-	bg      sync.WaitGroup // background releases after ambiguous outcomes
+	mu       sync.Mutex
+	closed   bool
+	held     map[*Lock]struct{}
+	kick     chan struct{}   // wakes the renewal loop when the held set changes
+	planned  time.Time       // when the renewal loop next wakes, at the latest (guarded by mu)
+	pokes    int             // wake-ups asked for by track (guarded by mu; for tests)
+	closing  context.Context // cancelled by Close: pending Lock calls return
+	doClose  context.CancelFunc
+	bgCtx    context.Context // background releases; cancelled at the end of Close
+	bgCancel context.CancelFunc
+	stop     context.CancelFunc
+	loop     sync.WaitGroup // the renewal loop
+	renewals sync.WaitGroup // renewal batches in flight
+	ops      sync.WaitGroup // calls in flight; Close waits for them
+	bg       sync.WaitGroup // background releases after ambiguous outcomes
 }
 
 // NewClient wraps a driver in the portable Client. Driver packages call it
@@ -70,6 +73,7 @@ func NewClient(drv driver.Driver, opts ...Option) (*Client, error) {
 		metrics: newMetrics(cfg.meter, info.Name),
 	}
 	c.closing, c.doClose = context.WithCancel(context.Background())
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.notifier, _ = drv.(driver.Notifier)
 	c.queuer, _ = drv.(driver.Queuer)
 	ctx, stop := context.WithCancel(context.Background())
@@ -157,13 +161,24 @@ func (c *Client) begin() error {
 }
 
 // queue waits in the store's own queue (driver.Queuer). The driver blocks,
-// so its context also ends when the Client closes.
+// so its context also ends when the Client closes. A transient failure (the
+// store could not be asked, a wait the driver had to give up) is retried
+// with back-off until ctx ends.
 func (c *Client) queue(ctx context.Context, key string, cfg lockConfig) (*Lock, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(c.closing, func() { cancel(ErrClosed) })
 	defer stop()
-	return c.acquire(ctx, key, cfg, c.queuer.AcquireWait)
+	r := retrier{c: c, key: key, backoff: cfg.minBackoff, max: cfg.maxBackoff}
+	for {
+		l, err := c.acquire(ctx, key, cfg, c.queuer.AcquireWait)
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return l, err
+		}
+		if err := r.pause(ctx, err, nil); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // wait tries, and between tries sleeps until woken, until the lock is taken,
@@ -185,20 +200,34 @@ func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, e
 	backoff := cfg.minBackoff
 	var timer *time.Timer
 	var locked error // the last contention seen
+	r := retrier{c: c, key: key, backoff: cfg.minBackoff, max: cfg.maxBackoff}
 	for {
 		l, err := c.acquire(ctx, key, cfg, c.drv.Acquire)
-		if (errors.Is(err, errTooLate) || errors.Is(err, driver.ErrRetry)) && ctx.Err() == nil {
-			err = fmt.Errorf("%w: %w", ErrLocked, err) // wait and try again
+		if err == nil {
+			return l, nil
+		}
+		if ctx.Err() != nil {
+			// The wait ran out, perhaps during an attempt: report the
+			// contention that made us wait, if there was one.
+			if locked != nil && !errors.Is(err, ErrLocked) {
+				err = locked
+			}
+			if !errors.Is(err, context.Cause(ctx)) {
+				err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+			}
+			return nil, err
 		}
 		if !errors.Is(err, ErrLocked) {
-			if err != nil && ctx.Err() != nil && locked != nil {
-				// The wait ran out during an attempt: still report the
-				// contention that made us wait.
-				return nil, fmt.Errorf("%w: %w", context.Cause(ctx), locked)
+			if !retryable(err) {
+				return nil, err
 			}
-			return l, err
+			if err := r.pause(ctx, err, locked); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		locked = err
+		r.reset()
 		d := jitter(backoff)
 		backoff = min(backoff*2, cfg.maxBackoff)
 		if wake != nil {
@@ -226,11 +255,60 @@ func (c *Client) wait(ctx context.Context, key string, cfg lockConfig) (*Lock, e
 	}
 }
 
+// retryable reports whether Lock tries again after err: the store could
+// not be asked or could not decide, or the attempt's outcome was decided
+// as "not taken". Invalid input, a closed Client and contention (which
+// has its own wait) are not retried this way.
+func retryable(err error) bool {
+	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrClosed) {
+		return false
+	}
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, driver.ErrRetry) ||
+		errors.Is(err, errTooLate) || errors.Is(err, ErrLost) || errors.Is(err, ErrLocked)
+}
+
+// retrier spaces a Lock's retries after transient failures: jittered
+// exponential back-off between the Lock's minimum and maximum, a warning
+// the first time, and on ctx's end an error that wraps ctx's cause and the
+// last failure (and the contention seen before it, if any).
+type retrier struct {
+	c       *Client
+	key     string
+	backoff time.Duration
+	max     time.Duration
+	failed  int
+}
+
+func (r *retrier) reset() { r.failed = 0 }
+
+func (r *retrier) pause(ctx context.Context, err, locked error) error {
+	r.failed++
+	if r.failed == 1 {
+		r.c.log.Warn("distlock: lock attempt failed; retrying until the wait ends", "key", r.key, "err", err)
+	}
+	d := jitter(r.backoff)
+	r.backoff = min(r.backoff*2, r.max)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		if locked != nil {
+			return fmt.Errorf("%w: %w (after: %w)", context.Cause(ctx), locked, err)
+		}
+		return fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	case <-r.c.closing.Done():
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case <-t.C:
+		return nil
+	}
+}
+
 type acquireFunc func(context.Context, driver.AcquireRequest) (driver.Lease, error)
 
 // acquire makes one attempt through try and, when its outcome is unknown,
-// reads back by token before answering (seed point D4): it never returns an
-// error while holding the lock, and never a lock it does not hold.
+// reads back by token before answering: it never returns an error while
+// holding the lock, and never a lock it does not hold. Every error it
+// returns wraps a sentinel.
 func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try acquireFunc) (*Lock, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -241,12 +319,19 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 	if err != nil && !definite(err) {
 		lease, err = c.readBack(ctx, req, err)
 	}
-	c.metrics.acquired(ctx, err, time.Since(start))
+	answered := time.Now()
+	c.metrics.acquired(ctx, err, answered.Sub(start))
 	if err != nil {
 		return nil, err
 	}
 	if lease.TTL == 0 {
 		lease.TTL = req.TTL
+	}
+	if lease.Fence == 0 {
+		// A lock without a fence cannot be told apart from its successors
+		// by the resource it protects: give it back.
+		c.releaseLater(lease, fixedHorizon(goneBy(answered, lease.TTL)))
+		return nil, fmt.Errorf("%w: the store granted the lock without a fence; it is being released", ErrUnavailable)
 	}
 	if !lease.Since.IsZero() && lease.Since.Before(start) {
 		start = lease.Since // the store's TTL began before our request
@@ -258,10 +343,11 @@ func (c *Client) acquire(ctx context.Context, key string, cfg lockConfig, try ac
 		if start, err = c.renewLate(ctx, lease); err != nil {
 			return nil, err
 		}
+		answered = time.Now()
 	}
-	l := newLock(c, lease, cfg, start)
+	l := newLock(c, lease, cfg, start, answered)
 	if err := c.track(l); err != nil {
-		c.releaseLater(lease, goneBy(time.Now(), lease.TTL))
+		c.releaseLater(lease, l.storeHorizon)
 		return nil, err
 	}
 	if ctx.Err() != nil {
@@ -278,7 +364,7 @@ var errTooLate = errors.New("the store answered too late for the lock's ttl")
 
 // renewLate renews a lease whose grant arrived late and returns the send time
 // of the renewal, the start of its fresh TTL. On failure the lease is given
-// back and the error wraps errTooLate.
+// back and the error wraps errTooLate and ErrUnavailable.
 func (c *Client) renewLate(ctx context.Context, lease driver.Lease) (time.Time, error) {
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lease.TTL/2)
@@ -287,8 +373,8 @@ func (c *Client) renewLate(ctx context.Context, lease driver.Lease) (time.Time, 
 	if err == nil {
 		return sent, nil
 	}
-	c.releaseLater(lease, goneBy(time.Now(), lease.TTL))
-	return time.Time{}, fmt.Errorf("%w (renewal: %w)", errTooLate, err)
+	c.releaseLater(lease, fixedHorizon(goneBy(time.Now(), lease.TTL)))
+	return time.Time{}, fmt.Errorf("%w: %w (renewal: %w)", ErrUnavailable, errTooLate, err)
 }
 
 // definite reports whether err is an answer rather than an unknown outcome.
@@ -299,31 +385,42 @@ func definite(err error) bool {
 
 // readBack learns, by token, whether an attempt whose reply was lost took the
 // lock. It keeps asking until the store answers or the attempted TTL has run
-// out, counted from the failure (the attempt cannot have run after its
-// connection failed, and a lock never renewed is gone one TTL later). If ctx ends
-// first, a background task keeps trying to release it, and the caller gets
-// the error: nothing is left held.
+// out, counted from the failure (a lock never renewed is gone one TTL after
+// its request was last seen). Whenever it cannot hand the lock out (read
+// back as not ours, no answer in time, ctx ended) it gives the token's lock
+// back in the background, since the attempt may still land, and the error
+// wraps ErrLocked (someone else holds the key) or ErrUnavailable.
 func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, cause error) (driver.Lease, error) {
 	expiry := goneBy(time.Now(), req.TTL)
+	giveBack := func() {
+		c.chaseLater(driver.Lease{Key: req.Key, Token: req.Token, TTL: req.TTL}, expiry)
+	}
 	backoff := 10 * time.Millisecond
 	for {
 		remaining := time.Until(expiry)
 		if remaining <= 0 {
-			return driver.Lease{}, fmt.Errorf("outcome unknown, and any lock taken has expired: %w", cause)
+			return driver.Lease{}, fmt.Errorf("%w: outcome unknown, and any lock taken has expired: %w", ErrUnavailable, cause)
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(remaining, time.Second))
 		h, err := c.drv.Inspect(rctx, req.Key)
 		cancel()
 		if err == nil {
-			if h.Held && h.Token == req.Token {
+			switch {
+			case h.Held && h.Token == req.Token:
 				c.log.Debug("distlock: ambiguous acquire was granted", "key", req.Key, "err", cause)
 				return driver.Lease{Key: req.Key, Token: req.Token, Fence: h.Fence, TTL: req.TTL}, nil
+			case h.Held:
+				giveBack()
+				return driver.Lease{}, fmt.Errorf("%w: outcome unknown, read back: %w", &driver.HeldError{Holder: h}, cause)
+			default:
+				giveBack()
+				return driver.Lease{}, fmt.Errorf("%w: outcome unknown, read back: not held: %w", ErrUnavailable, cause)
 			}
-			return driver.Lease{}, fmt.Errorf("outcome unknown, read back: not held: %w", cause)
 		}
 		if ctx.Err() != nil {
-			c.releaseLater(driver.Lease{Key: req.Key, Token: req.Token, TTL: req.TTL}, expiry)
-			return driver.Lease{}, fmt.Errorf("outcome unknown (read back failed: %v; releasing in the background): %w", err, context.Cause(ctx))
+			giveBack()
+			return driver.Lease{}, fmt.Errorf("%w: %w: outcome unknown (read back failed: %v; releasing in the background): %w",
+				context.Cause(ctx), ErrUnavailable, err, cause)
 		}
 		select {
 		case <-ctx.Done():
@@ -333,17 +430,31 @@ func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, cause 
 	}
 }
 
-// releaseLater keeps trying to release l until it succeeds, the store says it
-// is not held, or until passes (the lock has then expired by itself).
-func (c *Client) releaseLater(l driver.Lease, until time.Time) {
+// chaseLater releases the token of an attempt whose outcome is unknown, in
+// the background, again and again (spaced out to a second) until expiry,
+// when a lock the attempt may yet take has expired by itself: a request held
+// up on the way (a stalled connection, a queue in the server) may land after
+// any one release.
+func (c *Client) chaseLater(l driver.Lease, expiry time.Time) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		ctx, cancel := context.WithDeadline(context.Background(), until)
-		defer cancel()
-		// After Close, no retry: the lock expires by its TTL, and Close must
-		// not hang on a dead store.
-		c.releaseLease(ctx, l, until, c.closing.Done())
+		c.releaseUntil(c.bgCtx, l, fixedHorizon(expiry), c.closing.Done(), true)
+	}()
+}
+
+// fixedHorizon is a release horizon that does not move.
+func fixedHorizon(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+// releaseLater keeps trying to release l in the background until it
+// succeeds, the store says it is not held, or horizon passes (the store has
+// then let it go by itself). Close stops it after its own releases: the lock
+// then expires by its TTL, and Close must not hang on a dead store.
+func (c *Client) releaseLater(l driver.Lease, horizon func() time.Time) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.releaseLease(c.bgCtx, l, horizon, c.closing.Done())
 	}()
 }
 
@@ -444,6 +555,8 @@ func (c *Client) Close() error {
 	cancel()
 	c.stop()
 	c.loop.Wait()
+	c.renewals.Wait()
+	c.bgCancel() // a release still in flight gives up: the lock expires by its TTL
 	c.bg.Wait()
 	if err := c.drv.Close(); err != nil {
 		errs = append(errs, c.wrap("close", "", err))

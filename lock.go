@@ -43,12 +43,18 @@ type Lock struct {
 	acquired  time.Time
 	deadline  time.Time // local and conservative: send time of the last good renewal + TTL
 	nextRenew time.Time
+	renewing  bool  // a renewal batch with this lock is in flight
 	lastErr   error // the last transient renewal failure
 	err       error // set once, when the lock stops being held
 	ended     bool  // Done is closed
+	// storeExpiry is the latest the store may still hold the lock, by what
+	// this process has seen: one TTL (plus the drift margin) after the
+	// answer to, or the failure of, the last request that may have extended
+	// it. Background releases retry until then.
+	storeExpiry time.Time
 }
 
-func newLock(c *Client, lease driver.Lease, cfg lockConfig, sent time.Time) *Lock {
+func newLock(c *Client, lease driver.Lease, cfg lockConfig, sent, answered time.Time) *Lock {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Lock{
 		c:         c,
@@ -65,7 +71,21 @@ func newLock(c *Client, lease driver.Lease, cfg lockConfig, sent time.Time) *Loc
 		acquired:  time.Now(),
 		deadline:  heldUntil(sent, lease.TTL),
 		nextRenew: sent.Add(cfg.interval()),
+
+		storeExpiry: goneBy(answered, lease.TTL),
 	}
+}
+
+// storeHorizon is the latest the store may still hold l. While a renewal of
+// l is in flight it moves on with the clock: the renewal may land at any
+// moment until its answer is seen.
+func (l *Lock) storeHorizon() time.Time {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	if l.renewing {
+		return latest(l.storeExpiry, goneBy(time.Now(), l.lease.TTL))
+	}
+	return l.storeExpiry
 }
 
 // Key returns the lock's key.
@@ -100,7 +120,9 @@ func (l *Lock) Err() error {
 // Deadline returns the time the lock is certainly held until, by this
 // process's clock: when the last successful renewal (or the acquire) was sent,
 // plus the TTL, less a margin for clock-rate drift (1% + 2ms). The store's
-// own expiry is never earlier.
+// own expiry is never earlier. When it passes without a successful renewal,
+// the lock is lost at once (Done closes, Err wraps ErrLost), whatever a call
+// to the store in flight is doing.
 func (l *Lock) Deadline() time.Time {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
@@ -110,7 +132,7 @@ func (l *Lock) Deadline() time.Time {
 // Unlock releases the lock if it is still ours. If it had been lost, the
 // error wraps ErrNotHeld. One round trip. If the store cannot be reached
 // before ctx ends, Unlock returns the error and the Client keeps trying in
-// the background until the lock would have expired anyway.
+// the background until the store has certainly let the lock go by itself.
 func (l *Lock) Unlock(ctx context.Context) error {
 	if err := l.c.begin(); err != nil {
 		// Close released it, or is releasing it now.
@@ -124,24 +146,18 @@ func (l *Lock) release(ctx context.Context, reason error) error {
 	c := l.c
 	c.mu.Lock()
 	switch l.state {
-	case stateLost:
-		err := l.err
+	case stateLost, stateReleasing, stateReleased:
+		err := l.notHeldLocked()
 		c.mu.Unlock()
-		return c.wrap("unlock", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
-	case stateReleasing, stateReleased:
-		err := l.err
-		c.mu.Unlock()
-		if err == nil {
-			err = errors.New("already unlocked")
-		}
-		return c.wrap("unlock", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
+		return c.wrap("unlock", l.key, err)
 	}
+	// No renewal from now on; the lock stays in the held set until the
+	// release ends, so that its deadline still ends it.
 	l.state = stateReleasing
-	delete(c.held, l) // no renewal from now on
-	lease, deadline := l.lease, l.deadline
+	lease := l.lease
 	c.mu.Unlock()
 
-	err := c.releaseLease(ctx, lease, deadline, nil)
+	err := c.releaseLease(ctx, lease, l.storeHorizon, nil)
 	switch {
 	case err == nil:
 		l.finish(stateReleased, wrapReason(c, l.key, reason), false)
@@ -151,7 +167,7 @@ func (l *Lock) release(ctx context.Context, reason error) error {
 		l.finish(stateLost, lost, false)
 		return c.wrap("unlock", l.key, err)
 	default:
-		c.releaseLater(lease, deadline)
+		c.releaseLater(lease, l.storeHorizon)
 		l.finish(stateReleased, wrapReason(c, l.key, reason), false)
 		return c.wrap("unlock", l.key, err)
 	}
@@ -164,18 +180,30 @@ func wrapReason(c *Client, key string, reason error) error {
 	return c.wrap("close", key, reason)
 }
 
-// releaseLease calls the driver, retrying failures that are not answers
-// while ctx and the deadline allow; a retry also stops when stop closes
-// (nil: never). It returns the last error.
-func (c *Client) releaseLease(ctx context.Context, lease driver.Lease, deadline time.Time, stop <-chan struct{}) error {
+// releaseLease calls the driver until the release succeeds, the store
+// answers that the lock is not held (or the request is invalid), ctx ends,
+// stop closes (nil: never), or the store has certainly let the lock go by
+// itself (horizon). Each try ends by ctx and by the horizon; it returns the
+// last error.
+func (c *Client) releaseLease(ctx context.Context, lease driver.Lease, horizon func() time.Time, stop <-chan struct{}) error {
+	return c.releaseUntil(ctx, lease, horizon, stop, false)
+}
+
+// releaseUntil is releaseLease; with chase, a "not held" answer does not end
+// it either: for the token of an attempt whose outcome was unknown, whose
+// request may still reach the store, it keeps releasing until the horizon.
+func (c *Client) releaseUntil(ctx context.Context, lease driver.Lease, horizon func() time.Time, stop <-chan struct{}, chase bool) error {
 	backoff := 10 * time.Millisecond
 	for {
-		err := c.drv.Release(ctx, lease)
-		if err == nil || errors.Is(err, ErrNotHeld) || errors.Is(err, ErrInvalid) {
+		h := horizon()
+		tctx, cancel := context.WithDeadline(ctx, h)
+		err := c.drv.Release(tctx, lease)
+		cancel()
+		if err == nil || errors.Is(err, ErrInvalid) || (errors.Is(err, ErrNotHeld) && !chase) {
 			return err
 		}
 		wait := jitter(backoff)
-		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+		if ctx.Err() != nil || time.Now().Add(wait).After(horizon()) {
 			return err
 		}
 		select {
@@ -217,7 +245,8 @@ func (l *Lock) finish(state lockState, err error, onlyIfHeld bool) bool {
 
 // Refresh renews the lock now, by its TTL from now on the store's clock. One
 // round trip. Needed only with WithAutoRenew(false). If the lock is no
-// longer ours the error wraps ErrNotHeld and the lock is marked lost.
+// longer ours, or was lost while the renewal was in flight, the error wraps
+// ErrNotHeld and the lock is (or stays) lost.
 func (l *Lock) Refresh(ctx context.Context) error {
 	c := l.c
 	if err := c.begin(); err != nil {
@@ -226,32 +255,47 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	defer c.ops.Done()
 	c.mu.Lock()
 	if l.state != stateHeld {
-		err := l.err
+		err := l.notHeldLocked()
 		c.mu.Unlock()
-		if err == nil {
-			err = fmt.Errorf("already unlocked")
-		}
-		return c.wrap("refresh", l.key, fmt.Errorf("%w: %w", ErrNotHeld, err))
+		return c.wrap("refresh", l.key, err)
 	}
 	lease := l.lease
 	c.mu.Unlock()
 	sent := time.Now()
 	err := c.renewOne(ctx, lease)
-	switch {
-	case err == nil:
-		c.mu.Lock()
-		if until := heldUntil(sent, lease.TTL); l.state == stateHeld && until.After(l.deadline) {
-			l.deadline = until
-			l.nextRenew = sent.Add(l.interval)
-		}
-		c.mu.Unlock()
-		return nil
-	case errors.Is(err, ErrNotHeld):
+	answered := time.Now()
+	if errors.Is(err, ErrNotHeld) {
 		l.lose(err)
 		return c.wrap("refresh", l.key, err)
-	default:
-		return c.wrap("refresh", l.key, err)
 	}
+	c.mu.Lock()
+	l.storeExpiry = latest(l.storeExpiry, goneBy(answered, lease.TTL))
+	if l.state != stateHeld {
+		// Lost (or released) while the renewal was in flight: whatever the
+		// store answered, the lock is not ours any more.
+		lerr := l.notHeldLocked()
+		c.mu.Unlock()
+		return c.wrap("refresh", l.key, lerr)
+	}
+	if err == nil && !answered.Before(l.deadline) {
+		// Too late to count: the renewal loop ends the lock at its deadline.
+		err = fmt.Errorf("%w: the renewal was answered after the lock's deadline", ErrNotHeld)
+	} else if until := heldUntil(sent, lease.TTL); err == nil && until.After(l.deadline) {
+		l.deadline = until
+		l.nextRenew = sent.Add(l.interval)
+	}
+	c.mu.Unlock()
+	return c.wrap("refresh", l.key, err)
+}
+
+// notHeldLocked is the error of a call on a lock that is no longer held
+// (c.mu held).
+func (l *Lock) notHeldLocked() error {
+	err := l.err
+	if err == nil {
+		err = errors.New("already unlocked")
+	}
+	return fmt.Errorf("%w: %w", ErrNotHeld, err)
 }
 
 // renewOne renews a single lease and returns its own result.

@@ -24,8 +24,17 @@
 // request surely never reached the store (dial refused, pool closed), so nothing
 // can have happened; [ErrNotHeld] when the store says the token no longer holds
 // the key; [ErrRetry] when an acquire took nothing, knows of no holder, and the
-// store could not decide in time (Redlock without a majority). Any other error from Acquire is treated as ambiguous: the portable
-// layer reads back by token before it answers.
+// store could not decide in time (Redlock without a majority). Any other error
+// from Acquire is treated as ambiguous: the portable layer reads back by token
+// (Inspect) and hands the lock out only if the store holds it for the token;
+// otherwise it keeps releasing the token in the background and reports
+// ErrUnavailable or ErrLocked. Lock retries ErrUnavailable, ErrRetry and
+// ambiguous outcomes with back-off until its ctx ends; TryLock reports them.
+//
+// A driver whose lock is bound to something that may end without the store
+// forgetting the lock at once (a session connection it had to drop) must not
+// report the token in Inspect once it has let go of it: the read-back would
+// hand out a lock that another client can take when the store notices.
 //
 // # Optional interfaces: who owns waiting
 //
@@ -42,6 +51,18 @@
 //   - [Queuer]: the driver owns waiting entirely, because the store keeps an
 //     ordered queue of waiters. AcquireWait returns only when the lock is held
 //     or ctx ends, and on ctx end it removes its own queue entry.
+//
+// # Who uses what
+//
+// The parts of the contract that only some stores need, and who needs them:
+//
+//	Notifier        PostgreSQL (LISTEN/NOTIFY), SQLite (waiters in one process)
+//	Queuer          Redis (a server-side queue), etcd (the revision queue)
+//	Purger          the SQL stores (a free row keeps its key's fence)
+//	Lease.Since     etcd: a lock on a shared lease is as fresh as its last renewal
+//	ErrRetry        Redlock: no majority in time, nobody known to hold the key
+//	HeldError       every driver that can name the holder at no extra cost
+//	Holder.Token    every driver, for the portable read-back only (never shown)
 //
 // # How the other stores fit
 //
@@ -74,12 +95,31 @@
 //
 // # Rules every driver keeps
 //
+//   - Every call returns by its ctx's deadline or cancellation, whatever the
+//     store or the network is doing (a paused server, a black-holed
+//     connection): with an answer, or with an error whose outcome is
+//     unknown. A call that cannot be interrupted (a client library that
+//     ignores ctx) is run so that the driver returns anyway and the call
+//     finishes in the background. The portable layer does not depend on it
+//     for safety (it ends a lock at its local deadline whatever a call in
+//     flight is doing), but Unlock, TryLock and Close do for their promptness.
 //   - Keys reach the store as data (bound parameters, script arguments), never
 //     spliced into a statement or a script.
 //   - Expiry is measured by the store's clock. The portable layer also keeps a
 //     conservative local deadline (the time the request was sent plus the TTL)
 //     to declare a lock lost when renewals stop succeeding.
 //   - The fence is made by the store, strictly increasing per key, and must not
-//     go backwards when the store loses or forgets a key.
+//     go backwards when the store loses or forgets a key. The rule where the
+//     store has a clock: next fence = max(previous + 1, the store's clock in
+//     microseconds since the Unix epoch), so a counter that was lost or
+//     restored from an old snapshot can never repeat or lower a fence (etcd,
+//     which has no clock to read, uses the key's create revision). A grant
+//     never carries fence 0: the portable layer refuses it and releases.
+//   - A write whose answer was lost may still land later. Release and Renew
+//     check the token, so a late one cannot touch another holder's lock; a
+//     late Acquire takes a lock for a token nobody uses, which the portable
+//     layer keeps releasing until the store would have expired it. A store
+//     that does not expire locks by TTL while the driver lives (etcd's lease)
+//     must make sure by itself that no such key outlives its lock.
 //   - Errors keep the store's own error in their chain, so errors.As reaches it.
 package driver
