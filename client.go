@@ -88,8 +88,10 @@ func (c *Client) Backend() string { return c.info.Name }
 
 // TryLock makes one attempt to take key. If someone else holds it, the error
 // wraps ErrLocked (and the holder's owner metadata when the store reported
-// it). Cost: one round trip; two when the outcome was ambiguous and had to be
-// read back.
+// it); if the store could not be asked, or could not say whether the attempt
+// took the lock, ErrUnavailable (anything the attempt may have taken is
+// given back in the background). Cost: one round trip; two when the outcome
+// was ambiguous and had to be read back.
 func (c *Client) TryLock(ctx context.Context, key string, opts ...LockOption) (*Lock, error) {
 	cfg, err := c.prepare("trylock", key, opts)
 	if err != nil {
@@ -107,9 +109,11 @@ func (c *Client) TryLock(ctx context.Context, key string, opts ...LockOption) (*
 }
 
 // Lock takes key, waiting as long as ctx allows. ctx bounds the waiting only,
-// never the life of the lock (seed point E3): the lock stays held, and
-// renewed, until Unlock, loss or Close. When ctx ends first, the error wraps
-// both ctx's error and ErrLocked.
+// never the life of the lock: the lock stays held, and renewed, until
+// Unlock, loss or Close. A store that fails for a while (unreachable,
+// undecided, an answer lost) is tried again with back-off until ctx ends.
+// When ctx ends first, the error wraps ctx's error and ErrLocked if someone
+// held the key, or ErrUnavailable if the store kept failing.
 //
 // How it waits depends on the store: with stores that wake waiters (pub/sub,
 // LISTEN/NOTIFY, etcd's queue) it sleeps until woken; otherwise it retries

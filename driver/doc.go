@@ -17,7 +17,7 @@
 //   - Renew: extend a batch of locks, each only if its token still holds it.
 //     One round trip for the whole batch where the store allows it.
 //   - Inspect: read who holds a key. Used by status and by the read-back of an
-//     ambiguous acquire (seed point D4): the portable layer compares tokens.
+//     ambiguous acquire: the portable layer compares tokens.
 //   - Close: release the driver's own resources (never the user's client).
 //
 // A driver classifies its failures by wrapping them: [ErrUnavailable] when the
