@@ -24,21 +24,23 @@ type Client struct {
 	queuer   driver.Queuer
 	metrics  metrics
 
-	mu       sync.Mutex
-	closed   bool
-	held     map[*Lock]struct{}
-	kick     chan struct{}   // wakes the renewal loop when the held set changes
-	planned  time.Time       // when the renewal loop next wakes, at the latest (guarded by mu)
-	pokes    int             // wake-ups asked for by track (guarded by mu; for tests)
-	closing  context.Context // cancelled by Close: pending Lock calls return
-	doClose  context.CancelFunc
-	bgCtx    context.Context // background releases; cancelled at the end of Close
-	bgCancel context.CancelFunc
-	stop     context.CancelFunc
-	loop     sync.WaitGroup // the renewal loop
-	renewals sync.WaitGroup // renewal batches in flight
-	ops      sync.WaitGroup // calls in flight; Close waits for them
-	bg       sync.WaitGroup // background releases after ambiguous outcomes
+	mu      sync.Mutex
+	closed  bool
+	held    map[*Lock]struct{}
+	kick    chan struct{} // wakes the renewal loop when the held set changes
+	planned time.Time     // when the renewal loop next wakes, at the latest (guarded by mu)
+	pokes   int           // wake-ups asked for by track (guarded by mu; for tests)
+	// nextPurge is when WithAutoPurge purges next (renewal loop only).
+	nextPurge time.Time
+	closing   context.Context // cancelled by Close: pending Lock calls return
+	doClose   context.CancelFunc
+	bgCtx     context.Context // background releases; cancelled at the end of Close
+	bgCancel  context.CancelFunc
+	stop      context.CancelFunc
+	loop      sync.WaitGroup // the renewal loop
+	renewals  sync.WaitGroup // renewal batches in flight
+	ops       sync.WaitGroup // calls in flight; Close waits for them
+	bg        sync.WaitGroup // background releases after ambiguous outcomes
 }
 
 // NewClient wraps a driver in the portable Client. Driver packages call it

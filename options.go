@@ -41,9 +41,10 @@ type lockConfig struct {
 }
 
 type clientConfig struct {
-	lock   lockConfig
-	logger *slog.Logger
-	meter  metric.MeterProvider
+	lock     lockConfig
+	logger   *slog.Logger
+	meter    metric.MeterProvider
+	purgeAge time.Duration // WithAutoPurge; 0: off
 }
 
 func defaultClientConfig() clientConfig {

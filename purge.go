@@ -36,3 +36,51 @@ func (c *Client) Purge(ctx context.Context, olderThan time.Duration) (int64, err
 	n, err := p.Purge(ctx, olderThan)
 	return n, c.wrap("purge", "", err)
 }
+
+// WithAutoPurge makes the Client purge, in the background, what the store
+// keeps of keys free for at least olderThan (see Client.Purge): once when it
+// starts and then every olderThan/4 (at most hourly, at least a minute
+// apart). Failures are logged as warnings. Stores with nothing to purge
+// ignore it. olderThan below MinPurgeAge makes Open fail with ErrInvalid.
+func WithAutoPurge(olderThan time.Duration) Option {
+	return clientOption(func(c *clientConfig) {
+		if olderThan < MinPurgeAge {
+			c.lock.invalid("purge age %v is below the minimum of %v", olderThan, MinPurgeAge)
+			return
+		}
+		c.purgeAge = olderThan
+	})
+}
+
+// purgeEvery is how often WithAutoPurge purges.
+func purgeEvery(olderThan time.Duration) time.Duration {
+	return min(max(olderThan/4, time.Minute), time.Hour)
+}
+
+// purgeDue starts a background purge if one is due and returns when the
+// next one is (zero when the Client does not purge). Called by the renewal
+// loop only.
+func (c *Client) purgeDue(ctx context.Context, now time.Time) time.Time {
+	p, ok := c.drv.(driver.Purger)
+	if c.cfg.purgeAge == 0 || !ok {
+		return time.Time{}
+	}
+	if now.Before(c.nextPurge) {
+		return c.nextPurge
+	}
+	c.nextPurge = now.Add(purgeEvery(c.cfg.purgeAge))
+	c.renewals.Add(1)
+	go func() {
+		defer c.renewals.Done()
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		n, err := p.Purge(pctx, c.cfg.purgeAge)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.log.Warn("distlock: purging free keys failed", "err", err)
+		case n > 0:
+			c.log.Debug("distlock: purged free keys", "records", n, "older_than", c.cfg.purgeAge)
+		}
+	}()
+	return c.nextPurge
+}

@@ -95,6 +95,9 @@ func (c *Client) renewDue(ctx context.Context) time.Time {
 	if len(batch) > 0 {
 		c.startRenewal(ctx, batch, now)
 	}
+	if p := c.purgeDue(ctx, now); !p.IsZero() {
+		next = earliest(next, p)
+	}
 	return next
 }
 
