@@ -143,7 +143,7 @@
 //	Lock, waiting        1 Txn + 1 Txn (predecessor) + the watch, + 1 Txn per wake-up
 //	                     (+ keep-alive beside the last)
 //	Unlock               1 delete
-//	renewal              1 keep-alive + 1 Txn (per 100 locks), sent together
+//	renewal              1 keep-alive (per lease) + 1 Txn (per 100 locks), sent together
 //	Status               1 range + 1 lease time-to-live
-//	Close                1 Revoke
+//	Close                1 Revoke (per lease, sent together)
 package etcdlock

@@ -87,12 +87,14 @@ func (d *etcdDriver) leaseFor(ctx context.Context, ttl time.Duration) (*lease, e
 	kctx, stop := context.WithCancel(context.Background())
 	l := &lease{id: resp.ID, askedS: want, ttl: time.Duration(resp.TTL) * time.Second, stopKA: stop, dead: make(chan struct{}), okSent: sent}
 	l.renew = &renewer{d: d, id: resp.ID}
-	if !d.goBackground(func() { d.keepAlive(kctx, l) }) {
-		l.stop()
-		return nil, errClosed
-	}
 	d.mu.Lock()
+	if !d.goLocked(func() { d.keepAlive(kctx, l) }) {
+		d.mu.Unlock()
+		l.stop()
+		return nil, errClosed // the lease holds no key, and expires by itself
+	}
 	d.lease = l
+	d.leases[l] = struct{}{}
 	d.mu.Unlock()
 	return l, nil
 }
@@ -179,27 +181,23 @@ func (d *etcdDriver) loseLease(l *lease, err error) {
 		}
 	}
 	d.mu.Unlock()
-	d.revokeLater(l.id)
+	d.revokeLater(l)
 }
 
 // revokeLater revokes a lease the driver no longer uses, so that keys the
 // server may still keep go at once. It retries until the server answers
-// (revoked, or already gone) or the driver closes.
-func (d *etcdDriver) revokeLater(id clientv3.LeaseID) {
+// (revoked, or already gone) or the driver closes (Close revokes it then).
+func (d *etcdDriver) revokeLater(l *lease) {
 	d.goBackground(func() {
 		backoff := 100 * time.Millisecond
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			go func() {
-				select {
-				case <-d.closing:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			_, err := d.cli.Revoke(ctx, id)
+			ctx, cancel := context.WithTimeout(d.life, 2*time.Second)
+			_, err := d.cli.Revoke(ctx, l.id)
 			cancel()
 			if err == nil || isLeaseNotFound(err) || permanent(err) {
+				d.mu.Lock()
+				delete(d.leases, l)
+				d.mu.Unlock()
 				return
 			}
 			select {
