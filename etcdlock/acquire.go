@@ -133,10 +133,17 @@ func (d *etcdDriver) take(ctx context.Context, e *entry) (driver.Lease, error) {
 		d.drop(e)
 		return driver.Lease{}, fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
 	}
+	if first != nil && string(first.Key) == e.etcdKey && string(first.Value) == e.value {
+		// Our own key, which an attempt whose answer was lost wrote: the
+		// lock is ours, with the fence that attempt got.
+		return d.grant(e, first.CreateRevision), nil
+	}
 	if first != nil {
 		d.drop(e)
 		if tokenOf(first) == e.token {
-			// A retry of a request that took the lock through another driver.
+			// The request's token holds the lock on another lease: a retry
+			// of a request that took it through another driver, which
+			// renews it.
 			return driver.Lease{Key: e.name, Token: e.token, Fence: uint64(first.CreateRevision)}, nil
 		}
 		return driver.Lease{}, &driver.HeldError{Holder: holderOf(first)}

@@ -124,7 +124,9 @@
 //   - Waiters are served oldest first (create revision order), one woken
 //     per release.
 //   - A Txn whose answer is lost is sent again: our key's name and value are
-//     ours alone, so the retry learns what the first did. If the store does
+//     ours alone, so the retry learns what the first did, and a key of ours
+//     it finds at the head of the queue is the lock, with that key's create
+//     revision as the fence. If the store does
 //     not answer within the lock's TTL (TryLock) or before ctx ends, the
 //     call removes whatever it may have written before it returns (in the
 //     background, retrying, if the store is still away) and answers with an
