@@ -149,7 +149,8 @@ func newDriver(cli *clientv3.Client, opts *Options, owned bool) (*etcdDriver, er
 // Each lock name it uses has one etcd key, name/<lease id in hex>, so the
 // driver lets one request at a time use a name (its slot); other requests
 // of the same driver for that name wait their turn in the driver (Lock) or
-// see contention (TryLock).
+// see contention (TryLock). After a write with an unknown outcome the lease
+// in force is retired and the next request is granted a new one.
 type etcdDriver struct {
 	cli    *clientv3.Client
 	owned  bool
@@ -158,7 +159,7 @@ type etcdDriver struct {
 	grantMu sync.Mutex // one lease grant at a time
 
 	mu      sync.Mutex
-	lease   *lease              // the lease in force; nil before first use or after a loss
+	lease   *lease              // the lease in force; nil before first use, after a loss or a retirement
 	leases  map[*lease]struct{} // every lease granted and not known to be gone (Close revokes them)
 	slots   map[string]*slot    // by lock name
 	tokens  map[string]*entry   // by token: the entries holding or waiting
@@ -178,8 +179,8 @@ func (d *etcdDriver) Info() driver.Info {
 	return driver.Info{Name: Name, MinTTL: MinTTL, TTLGranularity: time.Second}
 }
 
-// Close revokes the driver's leases (the one in force and any lost one
-// not yet revoked), which deletes every key of this driver
+// Close revokes the driver's leases (the one in force and any retired one
+// still alive or not yet revoked), which deletes every key of this driver
 // at once, stops their keep-alives and, for a driver made by Open, closes
 // the client. Cost: one round trip per lease (the revokes, sent together),
 // bounded by 3s.

@@ -17,7 +17,11 @@ import (
 // sends. The key's name (queue prefix + lease ID) is this driver's alone,
 // and while the delete is in flight the driver writes no new key of that
 // name (the entry is marked releasing, so an acquire does not take it for
-// gone), so the delete can only remove this lock. A lock this driver did
+// gone), so the delete can only remove this lock. If the delete fails, its
+// outcome is unknown: the lease is retired (no key of that name is written
+// on it again, so the delete may land whenever it will), the lock is
+// forgotten, and its key is deleted in the background, guarded by its
+// create revision; the error wraps ErrUnavailable. A lock this driver did
 // not grant (another process's token, or Fence 0 after a lost answer) is
 // found by its token among the queue's keys first, and deleted only if its
 // create revision is still the one read: one more round trip.
@@ -34,10 +38,9 @@ func (d *etcdDriver) Release(ctx context.Context, l driver.Lease) error {
 	if e != nil {
 		resp, err := d.cli.Delete(ctx, e.etcdKey)
 		if err != nil {
-			d.mu.Lock()
-			e.releasing = false
-			d.mu.Unlock()
-			return err
+			d.retire(e)
+			d.cleanLater(e, d.removal(e, e.fence))
+			return fmt.Errorf("%w: delete %q (the driver keeps deleting it in the background): %w", driver.ErrUnavailable, e.etcdKey, err)
 		}
 		d.drop(e)
 		if resp.Deleted == 0 {
