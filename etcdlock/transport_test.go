@@ -197,7 +197,8 @@ func TestReleaseStalled(t *testing.T) {
 // dropped with the connection. The driver's retry finds its own key at the
 // head of the queue and adopts it: the lock returned is held (it stays
 // held past two renewal intervals, its fence is the key's create revision)
-// and Unlock frees the key.
+// and Unlock frees the key, and the lease, retired by the lost reply, is
+// revoked.
 func TestTryLockReplyLost(t *testing.T) {
 	t.Parallel()
 	c, admin, p := behindProxy(t)
@@ -250,6 +251,25 @@ func TestTryLockReplyLost(t *testing.T) {
 	if kvs := queueKeys(t, admin, name); len(kvs) != 0 {
 		t.Errorf("%d keys left after Unlock", len(kvs))
 	}
+	// The lost reply retired the lease: with its last lock gone it is
+	// revoked, and the Client's next lock goes on a new one.
+	old := clientv3.LeaseID(kvs[0].Lease)
+	if !waitFor(ttl, func() bool {
+		resp, err := admin.TimeToLive(ctx, old)
+		return err == nil && resp.TTL == -1
+	}) {
+		t.Errorf("the lease of the lost reply, %x, is still alive %v after its last lock went", int64(old), ttl)
+	}
+	next, err := cl.TryLock(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kvs := queueKeys(t, admin, name); len(kvs) != 1 {
+		t.Errorf("%d keys after the next TryLock, want 1", len(kvs))
+	} else if clientv3.LeaseID(kvs[0].Lease) == old {
+		t.Errorf("the next lock's key is on the retired lease %x, want a new one", int64(old))
+	}
+	next.Unlock(ctx)
 }
 
 // TestLateLanding: a TryLock gives up while its Txn is held back on a
