@@ -38,9 +38,12 @@ func (d *etcdDriver) heldBy(req driver.AcquireRequest) (driver.Lease, bool) {
 // concurrency.Mutex.TryLock does (two or three round trips).
 //
 // A Txn whose answer is lost is sent again: our key's name and value are
-// ours alone, so the retry learns what the first one did. If the store stays
-// unreachable for the lock's TTL or ctx ends first, Acquire removes whatever
-// it may have written and answers ErrUnavailable: nothing is held.
+// ours alone, so the retry learns what the first one did, and adopts our
+// key if it finds it at the head of the queue. The lost answer retires the
+// lease (see the package doc). If the store stays unreachable for the
+// lock's TTL or ctx ends first, Acquire answers ErrUnavailable and nothing
+// is left held: it removes whatever it may have written, in the background
+// once ctx has ended.
 func (d *etcdDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	return d.onLiveLease(ctx, req, d.acquire)
 }
@@ -83,15 +86,20 @@ func (d *etcdDriver) acquire(ctx context.Context, req driver.AcquireRequest, use
 		// is taken or about to be: say by whom.
 		h, err := d.Inspect(ctx, req.Key)
 		if err != nil {
-			return driver.Lease{}, fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
+			return driver.Lease{}, err
 		}
 		return driver.Lease{}, &driver.HeldError{Holder: driver.Holder{Held: h.Held, Token: h.Token, Fence: h.Fence, Owner: h.Owner}}
 	}
+	if err := d.bind(ctx, e); err != nil {
+		d.drop(e)
+		return driver.Lease{}, err
+	}
+	*used = e.lease
 	// No keep-alive beside the grant: the lock is as fresh as the lease's
 	// last successful renewal (Lease.Since), and the portable layer renews
 	// at once if that leaves too little time.
-	since := l.lastRenewed()
-	tctx, cancel := context.WithTimeout(ctx, max(l.ttl, MinTTL))
+	since := e.lease.lastRenewed()
+	tctx, cancel := context.WithTimeout(ctx, max(e.lease.ttl, MinTTL))
 	defer cancel()
 	lease, err := d.take(tctx, e)
 	if err != nil {
@@ -114,7 +122,7 @@ func (d *etcdDriver) gone(ctx context.Context, e *entry) bool {
 // take is Acquire's work once e has its name's slot.
 func (d *etcdDriver) take(ctx context.Context, e *entry) (driver.Lease, error) {
 	var resp *clientv3.TxnResponse
-	err := d.retry(ctx, e.lease, func(ctx context.Context) (err error) {
+	err := d.retry(ctx, e.lease, true, func(ctx context.Context) (err error) {
 		resp, err = d.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(e.prefix).WithPrefix(), "=", 0)).
 			Then(clientv3.OpPut(e.etcdKey, e.value, clientv3.WithLease(e.lease.id))).
@@ -133,10 +141,17 @@ func (d *etcdDriver) take(ctx context.Context, e *entry) (driver.Lease, error) {
 		d.drop(e)
 		return driver.Lease{}, fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
 	}
+	if first != nil && string(first.Key) == e.etcdKey && string(first.Value) == e.value {
+		// Our own key, which an attempt whose answer was lost wrote: the
+		// lock is ours, with the fence that attempt got.
+		return d.grant(e, first.CreateRevision), nil
+	}
 	if first != nil {
 		d.drop(e)
 		if tokenOf(first) == e.token {
-			// A retry of a request that took the lock through another driver.
+			// The request's token holds the lock on another lease: a retry
+			// of a request that took it through another driver, which
+			// renews it.
 			return driver.Lease{Key: e.name, Token: e.token, Fence: uint64(first.CreateRevision)}, nil
 		}
 		return driver.Lease{}, &driver.HeldError{Holder: holderOf(first)}
@@ -149,7 +164,7 @@ func (d *etcdDriver) take(ctx context.Context, e *entry) (driver.Lease, error) {
 	if first != nil && first.CreateRevision == rev {
 		return d.grant(e, rev), nil
 	}
-	d.removeKey(e, rev)
+	d.removeKey(ctx, e, rev)
 	if first == nil {
 		return driver.Lease{}, driver.ErrLocked
 	}
@@ -162,7 +177,7 @@ func (d *etcdDriver) take(ctx context.Context, e *entry) (driver.Lease, error) {
 func (d *etcdDriver) enqueue(ctx context.Context, e *entry) (int64, *mvccpb.KeyValue, error) {
 	for {
 		var resp *clientv3.TxnResponse
-		err := d.retry(ctx, e.lease, func(ctx context.Context) (err error) {
+		err := d.retry(ctx, e.lease, true, func(ctx context.Context) (err error) {
 			resp, err = d.cli.Txn(ctx).
 				If(clientv3.Compare(clientv3.CreateRevision(e.etcdKey), "=", 0)).
 				Then(clientv3.OpPut(e.etcdKey, e.value, clientv3.WithLease(e.lease.id)), firstOp(e.prefix)).
@@ -178,9 +193,11 @@ func (d *etcdDriver) enqueue(ctx context.Context, e *entry) (int64, *mvccpb.KeyV
 			kv := resp.Responses[0].GetResponseRange().Kvs[0]
 			if string(kv.Value) != e.value {
 				// Not written by this request (nothing of ours should be
-				// there): remove it, then write ours.
+				// there): remove it, then write ours. If the delete fails,
+				// the key stays on our lease: retire it, so that it goes.
 				if _, err := d.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(e.etcdKey), "=", kv.CreateRevision)).
 					Then(clientv3.OpDelete(e.etcdKey)).Commit(); err != nil {
+					d.unsure(e.lease, err)
 					return 0, nil, err
 				}
 				continue
@@ -202,11 +219,12 @@ func (d *etcdDriver) grant(e *entry, rev int64) driver.Lease {
 }
 
 // failed handles a request whose writes may or may not have happened: it
-// removes e's key (by create revision rev, or by value when rev is 0),
-// in the background if the store does not answer now, and returns a
-// definite error: nothing is held.
+// removes e's key (by create revision rev; with rev 0, by value), in the
+// background if the store does not answer now, and returns a definite
+// error: nothing is held, and whatever of e's may still land is removed
+// (e's lease was retired when the write failed).
 func (d *etcdDriver) failed(ctx context.Context, e *entry, rev int64, err error) error {
-	d.removeKey(e, rev)
+	d.removeKey(ctx, e, rev)
 	if permanent(err) {
 		return fmt.Errorf("%w: %w", driver.ErrUnavailable, err)
 	}
@@ -217,12 +235,34 @@ func (d *etcdDriver) failed(ctx context.Context, e *entry, rev int64, err error)
 }
 
 // removeKey deletes e's key if it is still the one e wrote (create revision
-// rev; with rev 0, value e.value), then forgets e and passes its slot on. It
-// tries for up to 2s, then keeps trying in the background, the slot still
-// taken, until it succeeds, the lease is lost or the driver closes.
-func (d *etcdDriver) removeKey(e *entry, rev int64) {
-	try := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// rev; with rev 0, value e.value), then forgets e and passes its slot on.
+// While ctx lasts it tries at once (up to 2s); otherwise, or if that
+// fails, it tries in the background. A try that fails leaves the key's
+// fate unknown: e's lease is retired, e is forgotten (the next request for
+// the name goes on another lease), and the background keeps trying until
+// it succeeds, the lease is lost or the driver closes.
+func (d *etcdDriver) removeKey(ctx context.Context, e *entry, rev int64) {
+	try := d.removal(e, rev)
+	if e.lease.isDead() {
+		d.drop(e) // revoked, or about to be: its keys go with it
+		return
+	}
+	if ctx.Err() == nil {
+		if try(ctx) == nil {
+			d.drop(e)
+			return
+		}
+		d.retire(e)
+	}
+	d.cleanLater(e, try)
+}
+
+// removal returns one try at deleting e's key if it is still the one e
+// wrote (create revision rev; with rev 0, value e.value), bounded by 2s.
+// A late landing of the delete is harmless.
+func (d *etcdDriver) removal(e *entry, rev int64) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		cmp := clientv3.Compare(clientv3.Value(e.etcdKey), "=", e.value)
 		if rev != 0 {
@@ -231,25 +271,42 @@ func (d *etcdDriver) removeKey(e *entry, rev int64) {
 		_, err := d.cli.Txn(ctx).If(cmp).Then(clientv3.OpDelete(e.etcdKey)).Commit()
 		return err
 	}
-	if try() == nil || e.lease.isDead() {
-		d.drop(e)
-		return
-	}
+}
+
+// retire retires e's lease and forgets e (see removeKey).
+func (d *etcdDriver) retire(e *entry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.retireLocked(e.lease)
+	d.dropLocked(e)
+}
+
+// cleanLater runs try in the background until it succeeds, e's lease is
+// lost or the driver closes (Close revokes the lease, and the key goes with
+// it). An e not yet forgotten keeps its name's slot until a first try
+// fails, so that the driver's next request for the name does not meet e's
+// key; then e is forgotten and its lease retired.
+func (d *etcdDriver) cleanLater(e *entry, try func(context.Context) error) {
 	started := d.goBackground(func() {
 		defer d.drop(e)
 		backoff := 50 * time.Millisecond
-		for {
-			select {
-			case <-d.closing:
-				return // Close revokes the lease, and the key with it
-			case <-e.lease.dead:
-				return
-			case <-time.After(jitter(backoff)):
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-d.closing:
+					return
+				case <-e.lease.dead:
+					return
+				case <-time.After(jitter(backoff)):
+				}
+				backoff = min(2*backoff, time.Second)
 			}
-			if try() == nil {
+			if try(d.life) == nil {
 				return
 			}
-			backoff = min(2*backoff, time.Second)
+			if first {
+				d.retire(e)
+			}
 		}
 	})
 	if !started {
@@ -259,11 +316,15 @@ func (d *etcdDriver) removeKey(e *entry, rev int64) {
 
 // retry runs op until it succeeds, fails for good, ctx ends or the lease
 // is lost, pausing with jittered exponential back-off. op must be safe to
-// repeat.
-func (d *etcdDriver) retry(ctx context.Context, l *lease, op func(context.Context) error) error {
+// repeat. With write, op writes a key bound to l: an attempt that fails
+// may still land, even after a later attempt's answer, so l is retired.
+func (d *etcdDriver) retry(ctx context.Context, l *lease, write bool, op func(context.Context) error) error {
 	backoff := 10 * time.Millisecond
 	for {
 		err := op(ctx)
+		if err != nil && write {
+			d.unsure(l, err)
+		}
 		if err == nil || permanent(err) || ctx.Err() != nil {
 			return err
 		}

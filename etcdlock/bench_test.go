@@ -15,16 +15,24 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/etcdlock"
 	"github.com/distlock/distlock/internal/etcdtest"
 )
 
-// countingClient is an etcd client that counts the requests it sends: unary
-// calls, and messages sent on streams (a keep-alive, a watch request).
-func countingClient(tb testing.TB, c *etcdtest.Cluster, n *atomic.Int64) *clientv3.Client {
+// requestCounts counts the requests an etcd client sends: all of them
+// (unary calls, and messages sent on streams: a keep-alive, a watch
+// request), and the unary calls alone.
+type requestCounts struct {
+	all, unary atomic.Int64
+}
+
+// countingClient is an etcd client that counts the requests it sends in n.
+func countingClient(tb testing.TB, c *etcdtest.Cluster, n *requestCounts) *clientv3.Client {
 	tb.Helper()
 	unary := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		n.Add(1)
+		n.all.Add(1)
+		n.unary.Add(1)
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	stream := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -32,7 +40,7 @@ func countingClient(tb testing.TB, c *etcdtest.Cluster, n *atomic.Int64) *client
 		if err != nil {
 			return nil, err
 		}
-		return countingStream{s, n}, nil
+		return countingStream{s, &n.all}, nil
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   c.Endpoints(),
@@ -60,13 +68,13 @@ func BenchmarkEtcd(b *testing.B) {
 	ctx := context.Background()
 
 	b.Run("Floor", func(b *testing.B) {
-		var n atomic.Int64
+		var n requestCounts
 		cli := countingClient(b, c, &n)
 		lease, err := cli.Grant(ctx, 15)
 		if err != nil {
 			b.Fatal(err)
 		}
-		start := n.Load()
+		start := n.all.Load()
 		for b.Loop() {
 			if _, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision("bench/floor/"), "=", 0).WithPrefix()).
 				Then(clientv3.OpPut("bench/floor/k", "v", clientv3.WithLease(lease.ID))).Commit(); err != nil {
@@ -76,11 +84,11 @@ func BenchmarkEtcd(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(n.Load()-start)/float64(b.N), "requests/op")
+		b.ReportMetric(float64(n.all.Load()-start)/float64(b.N), "requests/op")
 	})
 
 	b.Run("Distlock/Uncontended", func(b *testing.B) {
-		var n atomic.Int64
+		var n requestCounts
 		cl, err := etcdlock.New(countingClient(b, c, &n), nil)
 		if err != nil {
 			b.Fatal(err)
@@ -91,7 +99,7 @@ func BenchmarkEtcd(b *testing.B) {
 		} else {
 			l.Unlock(ctx)
 		}
-		start := n.Load()
+		start := n.all.Load()
 		for b.Loop() {
 			l, err := cl.TryLock(ctx, "bench/dl")
 			if err != nil {
@@ -101,18 +109,18 @@ func BenchmarkEtcd(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(n.Load()-start)/float64(b.N), "requests/op")
+		b.ReportMetric(float64(n.all.Load()-start)/float64(b.N), "requests/op")
 	})
 
 	b.Run("Mutex/Uncontended", func(b *testing.B) {
-		var n atomic.Int64
+		var n requestCounts
 		s, err := concurrency.NewSession(countingClient(b, c, &n), concurrency.WithTTL(15))
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer s.Close()
 		m := concurrency.NewMutex(s, "bench/mutex")
-		start := n.Load()
+		start := n.all.Load()
 		for b.Loop() {
 			if err := m.Lock(ctx); err != nil {
 				b.Fatal(err)
@@ -121,7 +129,7 @@ func BenchmarkEtcd(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(n.Load()-start)/float64(b.N), "requests/op")
+		b.ReportMetric(float64(n.all.Load()-start)/float64(b.N), "requests/op")
 	})
 
 	for _, contenders := range []int{8, 64} {
@@ -262,4 +270,42 @@ type countingStream struct {
 func (s countingStream) SendMsg(m any) error {
 	s.n.Add(1)
 	return s.ClientStream.SendMsg(m)
+}
+
+// TestRoundTrips pins the requests of the uncontended paths: TryLock+Unlock
+// and Lock+Unlock are two each (a Txn and a delete), the lease granted once.
+func TestRoundTrips(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.Start(t)
+	ctx := t.Context()
+	var n requestCounts
+	cl, err := etcdlock.New(countingClient(t, c, &n), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if l, err := cl.TryLock(ctx, "rt/warm"); err != nil { // grants the lease
+		t.Fatal(err)
+	} else {
+		l.Unlock(ctx)
+	}
+	const rounds = 20
+	for _, op := range []struct {
+		name string
+		lock func(context.Context, string, ...distlock.LockOption) (*distlock.Lock, error)
+	}{{"TryLock", cl.TryLock}, {"Lock", cl.Lock}} {
+		start := n.unary.Load()
+		for i := range rounds {
+			l, err := op.lock(ctx, fmt.Sprintf("rt/%s", op.name))
+			if err != nil {
+				t.Fatalf("%s %d: %v", op.name, i, err)
+			}
+			if err := l.Unlock(ctx); err != nil {
+				t.Fatalf("%s %d: Unlock: %v", op.name, i, err)
+			}
+		}
+		if got := float64(n.unary.Load()-start) / rounds; got != 2 {
+			t.Errorf("%s+Unlock: %.2f requests each, want 2", op.name, got)
+		}
+	}
 }

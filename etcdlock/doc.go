@@ -9,7 +9,8 @@
 //
 // Its locks are etcd's own: a lock taken here and one taken by etcd's
 // concurrency.Mutex or `etcdctl lock` on the same name exclude each other in
-// both directions, and the fence is the revision etcd gave the holder's key.
+// both directions, and the fence is the create revision etcd gave the
+// holder's key.
 //
 // # URLs
 //
@@ -74,29 +75,58 @@
 // Unlock deletes "K/<lease>", as concurrency.Mutex does. Only the lease's
 // holder writes that name, so it is safe if the holder never writes the
 // name anew while a delete of the old key may still land. This driver
-// ensures it: while a Release is in flight, the key is not taken for gone,
-// and a Release of a lock the driver no longer holds (late, repeated, or
-// of another process's token) is a guarded delete:
+// ensures it: while a Release is in flight, the key is not taken for gone;
+// a Release whose delete fails retires the lease (below), so the name is
+// never written on that lease again; and a Release of a lock the driver no
+// longer holds (late, repeated, or of another process's token) is a
+// guarded delete:
 //
 //	If create_revision("K/<lease>") = <fence>  Then delete "K/<lease>"
 //
 // Any program that follows these rules with a lease of its own interoperates.
 //
+// # Writes with an unknown outcome
+//
+// A put or a plain delete whose answer never came (the connection broke,
+// the leader changed, the call's ctx ended) may still land later, at any
+// time, even after a retry was answered. Every such write retires the
+// lease it was bound to: new requests go on a fresh lease (one Grant, at
+// the next request), while the retired lease is kept alive only as long as
+// requests that were using it still hold or wait for locks on it, and is
+// revoked (retried until the server answers) once none does. A late plain
+// delete of "K/<old lease>" then never hits a newer key, as no key of that
+// name is written again; a late put bound to a revoked lease is refused by
+// etcd, and one that landed before goes with the lease. While the retired
+// lease lives, its keys are read every third of its TTL (lease
+// time-to-live with keys), and each key that belongs to none of its
+// requests, which no request of the driver writes again, is deleted:
+//
+//	If lease("K/<old lease>") = <old lease>  Then delete "K/<old lease>"
+//
+// So a late landing is gone within a third of the TTL, or refused. Besides,
+// the key of a failed Release, and of an acquire given up on, is deleted in
+// the background (guarded by its create revision, or by its value when the
+// revision is unknown) until that succeeds, the lease is lost or the
+// driver closes.
+//
 // # Leases and TTLs
 //
-// A Client has one lease, granted when it takes its first lock, renewed every
-// third of its TTL on a keep-alive stream the driver keeps open, and shared
-// by all its locks and waiters; Close revokes it. Its TTL is the first lock's TTL rounded up to whole seconds
-// (so set it with distlock.WithTTL at Open). A lock asking for a different
-// TTL is refused with ErrInvalid naming both TTLs: open another Client for
-// another TTL. The smallest TTL is 2s (MinTTL, etcd's minimum with its
-// default timing); a server with a longer election timeout grants more,
-// and the lock reports the TTL granted.
+// A Client has one lease in force, granted when it takes its first lock,
+// renewed every third of its TTL on a keep-alive stream the driver keeps
+// open, and shared by all its new locks and waiters; after a fault a lease
+// may be retired and a new one granted (above). Close revokes every lease
+// of the Client. Its TTL is the first lock's TTL rounded up to whole
+// seconds (so set it with distlock.WithTTL at Open). A lock asking for a
+// different TTL is refused with ErrInvalid naming both TTLs: open another
+// Client for another TTL. The smallest TTL is 2s (MinTTL, etcd's minimum
+// with its default timing); a server with a longer election timeout grants
+// more, and the lock reports the TTL granted.
 //
-// Each lock is renewed by renewing the lease (one keep-alive message on a
-// keep-alive stream the driver keeps open; the TTL then counts from now on
-// the server's clock) while one Txn checks every held
-// key still exists with its fence. A TryLock grant reports the send time of
+// Each lock is renewed by renewing its lease (one keep-alive message on a
+// keep-alive stream the driver keeps open per lease; the TTL then counts
+// from now on the server's clock) while one Txn checks every held key
+// still exists with its fence; locks on two leases cost one keep-alive
+// more, sent together. A TryLock grant reports the send time of
 // the lease's last successful renewal as driver.Lease.Since, and the
 // portable layer counts the lock's deadline from it, so the deadline never
 // outlasts the server's lease. When the lease is lost (expired, revoked, or
@@ -120,16 +150,34 @@
 //   - Exclusion is decided by etcd alone (linearizable Txns and revisions),
 //     also against concurrency.Mutex and etcdctl lock holders.
 //   - Fences are create revisions: strictly increasing per name, and
-//     across names, for the life of the cluster.
+//     across names, for the life of the cluster. A cluster restored from a
+//     snapshot starts again at the snapshot's revision, below fences already
+//     handed out: restore with `etcdutl snapshot restore --bump-revision N
+//     --mark-compacted`, N above the number of writes since the snapshot was
+//     taken (etcd's guide: 1,000,000,000 covers a week at under 1,500 writes
+//     a second), so revisions never go back and watches on the old ones end.
+//     A restore also brings back keys of locks released since the snapshot,
+//     bound to leases their Clients may still keep alive: restart those
+//     Clients (or revoke every lease, `etcdctl lease list` then `etcdctl
+//     lease revoke`) once the cluster is back (their locks end as lost).
 //   - Waiters are served oldest first (create revision order), one woken
 //     per release.
 //   - A Txn whose answer is lost is sent again: our key's name and value are
-//     ours alone, so the retry learns what the first did. If the store does
-//     not answer within the lock's TTL (TryLock) or before ctx ends, the
-//     call removes whatever it may have written before it returns (in the
-//     background, retrying, if the store is still away) and answers with an
-//     error: nothing is held.
-//   - A cancelled Lock deletes its waiting key before returning.
+//     ours alone, so the retry learns what the first did, and a key of ours
+//     it finds at the head of the queue is the lock, with that key's create
+//     revision as the fence. If the store does not answer within the lock's
+//     TTL (TryLock) or before ctx ends, the call answers with an error
+//     wrapping ErrUnavailable, and nothing is left held: what it may have
+//     written is removed (below).
+//   - A Lock that ends without the lock removes its waiting key: at once
+//     while its ctx lasts, or, when the ctx has ended, by a delete sent in
+//     the background as the call returns (every call returns by its ctx's
+//     deadline).
+//   - No key stays bound to a live lease of the Client once its lock is
+//     gone: a failed Unlock, an acquire given up on and a late landing are
+//     all removed, or their lease revoked (see "Writes with an unknown
+//     outcome"), within about one TTL of the store answering again, not at
+//     Close. Unlock's error then wraps ErrUnavailable.
 //
 // Not guaranteed: a Mutex or etcdctl holder's owner and token are unknown;
 // keys under the prefix written by other tools count as contenders; Status
@@ -143,7 +191,10 @@
 //	Lock, waiting        1 Txn + 1 Txn (predecessor) + the watch, + 1 Txn per wake-up
 //	                     (+ keep-alive beside the last)
 //	Unlock               1 delete
-//	renewal              1 keep-alive + 1 Txn (per 100 locks), sent together
+//	renewal              1 keep-alive (per lease) + 1 Txn (per 100 locks), sent together
 //	Status               1 range + 1 lease time-to-live
-//	Close                1 Revoke
+//	Close                1 Revoke (per lease, sent together)
+//	after a fault        +1 Grant at the next request; while a retired lease
+//	                     lives, 1 lease time-to-live per third of the TTL
+//	                     (+1 Txn per key swept); 1 Revoke when its last lock goes
 package etcdlock

@@ -131,20 +131,26 @@ func newDriver(cli *clientv3.Client, opts *Options, owned bool) (*etcdDriver, er
 	if opts != nil {
 		o = *opts
 	}
+	life, end := context.WithCancel(context.Background())
 	return &etcdDriver{
+		life:    life,
+		endLife: end,
 		cli:     cli,
 		owned:   owned,
 		prefix:  o.Prefix,
 		slots:   make(map[string]*slot),
 		tokens:  make(map[string]*entry),
+		leases:  make(map[*lease]struct{}),
 		closing: make(chan struct{}),
 	}, nil
 }
 
-// etcdDriver keeps one lease for all its locks. Each lock name it uses has
-// one etcd key, name/<lease id in hex>, so the driver lets one request at a
-// time use a name (its slot); other requests of the same driver for that
-// name wait their turn in the driver (Lock) or see contention (TryLock).
+// etcdDriver keeps one lease for all its new locks (the lease in force).
+// Each lock name it uses has one etcd key, name/<lease id in hex>, so the
+// driver lets one request at a time use a name (its slot); other requests
+// of the same driver for that name wait their turn in the driver (Lock) or
+// see contention (TryLock). After a write with an unknown outcome the lease
+// in force is retired and the next request is granted a new one.
 type etcdDriver struct {
 	cli    *clientv3.Client
 	owned  bool
@@ -153,11 +159,14 @@ type etcdDriver struct {
 	grantMu sync.Mutex // one lease grant at a time
 
 	mu      sync.Mutex
-	lease   *lease            // the lease in force; nil before first use or after a loss
-	slots   map[string]*slot  // by lock name
-	tokens  map[string]*entry // by token: the entries holding or waiting
+	lease   *lease              // the lease in force; nil before first use, after a loss or a retirement
+	leases  map[*lease]struct{} // every lease granted and not known to be gone (Close revokes them)
+	slots   map[string]*slot    // by lock name
+	tokens  map[string]*entry   // by token: the entries holding or waiting
 	closed  bool
 	closing chan struct{}
+	life    context.Context // ends when the driver closes: background work runs under it
+	endLife context.CancelFunc
 	bg      sync.WaitGroup // keep-alive watchers, clean-ups
 }
 
@@ -170,9 +179,11 @@ func (d *etcdDriver) Info() driver.Info {
 	return driver.Info{Name: Name, MinTTL: MinTTL, TTLGranularity: time.Second}
 }
 
-// Close revokes the lease, which deletes every key of this driver at once,
-// stops its keep-alive and, for a driver made by Open, closes the client.
-// Cost: one round trip (the revoke), bounded by 3s.
+// Close revokes the driver's leases (the one in force and any retired one
+// still alive or not yet revoked), which deletes every key of this driver
+// at once, stops their keep-alives and, for a driver made by Open, closes
+// the client. Cost: one round trip per lease (the revokes, sent together),
+// bounded by 3s.
 func (d *etcdDriver) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -181,21 +192,32 @@ func (d *etcdDriver) Close() error {
 	}
 	d.closed = true
 	close(d.closing)
-	l := d.lease
+	d.endLife()
+	leases := make([]*lease, 0, len(d.leases))
+	for l := range d.leases {
+		leases = append(leases, l)
+	}
 	d.lease = nil
 	d.mu.Unlock()
 
-	var err error
-	if l != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	errs := make([]error, len(leases))
+	var wg sync.WaitGroup
+	for i, l := range leases {
 		l.stop()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		if _, rerr := d.cli.Revoke(ctx, l.id); rerr != nil && !isLeaseNotFound(rerr) {
-			// The keys go when the lease expires by itself.
-			err = fmt.Errorf("revoke lease %x: %w", int64(l.id), rerr)
-		}
-		cancel()
+		wg.Go(func() {
+			if _, rerr := d.cli.Revoke(ctx, l.id); rerr != nil && !isLeaseNotFound(rerr) {
+				// The keys go when the lease expires by itself.
+				errs[i] = fmt.Errorf("%w: revoke lease %x: %w", driver.ErrUnavailable, int64(l.id), rerr)
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	for _, l := range leases {
 		l.markDead(errors.New("driver closed"))
 	}
+	err := errors.Join(errs...)
 	d.bg.Wait()
 	if d.owned {
 		if cerr := d.cli.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
@@ -212,6 +234,11 @@ var errClosed = fmt.Errorf("%w: etcd driver is closed", driver.ErrUnavailable)
 func (d *etcdDriver) goBackground(f func()) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.goLocked(f)
+}
+
+// goLocked is goBackground with d.mu held.
+func (d *etcdDriver) goLocked(f func()) bool {
 	if d.closed {
 		return false
 	}

@@ -43,8 +43,14 @@ func (r *renewer) renew(ctx context.Context) error {
 		return errRenewerClosed
 	}
 	if r.stream == nil {
+		// The stream outlives this call, but opening it (which waits while
+		// the connection is being made) must end with ctx.
 		sctx, cancel := context.WithCancel(context.Background())
+		opening := context.AfterFunc(ctx, cancel)
 		st, err := pb.NewLeaseClient(r.d.cli.ActiveConnection()).LeaseKeepAlive(clientv3.WithRequireLeader(sctx))
+		if !opening() && err == nil {
+			err = context.Cause(ctx)
+		}
 		if err != nil {
 			cancel()
 			r.mu.Unlock()

@@ -131,9 +131,9 @@ type entry struct {
 	token   string
 	owner   string
 	value   string
-	lease   *lease
-	fence   int64 // the key's create revision once written; guarded by d.mu once shared
-	held    bool  // guarded by d.mu
+	lease   *lease // changed only by bind, before e writes anything
+	fence   int64  // the key's create revision once written; guarded by d.mu once shared
+	held    bool   // guarded by d.mu
 	// releasing: a Release of this entry is in flight (guarded by d.mu).
 	// Its key is not taken for gone meanwhile, so no new key of the same
 	// name and lease can be written before the plain delete lands.
@@ -243,6 +243,14 @@ func (d *etcdDriver) dropLocked(e *entry) {
 		delete(d.tokens, e.token)
 	}
 	e.held = false
+	if l := e.lease; l != nil {
+		if _, ok := l.users[e]; ok {
+			delete(l.users, e)
+			if l.retired && len(l.users) == 0 && !l.isDead() {
+				d.endLocked(l)
+			}
+		}
+	}
 	s := d.slots[e.name]
 	if s == nil || s.busy != e {
 		return

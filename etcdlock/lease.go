@@ -15,14 +15,24 @@ import (
 	"github.com/distlock/distlock"
 )
 
-// lease is the driver's one etcd lease. Every key the driver writes is bound
-// to it; the client's keep-alive renews it in the background.
+// lease is one etcd lease of the driver: the one in force, which new
+// requests use, or a retired one (see retireLocked). Every key the driver
+// writes is bound to a lease; the driver's keep-alive renews it in the
+// background.
 type lease struct {
 	id     clientv3.LeaseID
 	askedS int64         // the TTL asked for, whole seconds
 	ttl    time.Duration // the TTL the server granted (it may raise it to its minimum)
 	stopKA context.CancelFunc
 	renew  *renewer // renewals on demand
+
+	// Guarded by the driver's mu:
+	// users are the requests that may write, or hold, a key on this lease:
+	// each took its name's slot while the lease was usable (see bind).
+	users map[*entry]struct{}
+	// retired: a write on this lease had an unknown outcome, so new
+	// requests go on another lease; this one lives while it has users.
+	retired bool
 
 	mu     sync.Mutex
 	okSent time.Time // send time of the last renewal (or grant) that succeeded
@@ -85,14 +95,17 @@ func (d *etcdDriver) leaseFor(ctx context.Context, ttl time.Duration) (*lease, e
 		return nil, fmt.Errorf("%w: grant an etcd lease: %w", distlock.ErrUnavailable, err)
 	}
 	kctx, stop := context.WithCancel(context.Background())
-	l := &lease{id: resp.ID, askedS: want, ttl: time.Duration(resp.TTL) * time.Second, stopKA: stop, dead: make(chan struct{}), okSent: sent}
+	l := &lease{id: resp.ID, askedS: want, ttl: time.Duration(resp.TTL) * time.Second, stopKA: stop,
+		dead: make(chan struct{}), okSent: sent, users: make(map[*entry]struct{})}
 	l.renew = &renewer{d: d, id: resp.ID}
-	if !d.goBackground(func() { d.keepAlive(kctx, l) }) {
-		l.stop()
-		return nil, errClosed
-	}
 	d.mu.Lock()
+	if !d.goLocked(func() { d.keepAlive(kctx, l) }) {
+		d.mu.Unlock()
+		l.stop()
+		return nil, errClosed // the lease holds no key, and expires by itself
+	}
 	d.lease = l
+	d.leases[l] = struct{}{}
 	d.mu.Unlock()
 	return l, nil
 }
@@ -120,11 +133,13 @@ func (d *etcdDriver) currentLease(wantS int64) (*lease, error) {
 // keepAlive renews l every third of its TTL, and declares it lost when no
 // renewal sent within the last TTL succeeded: the server may have expired
 // it by then, and the driver must not keep using it (nor keep it alive, so
-// that keys the server still has go when it expires or is revoked).
+// that keys the server still has go when it expires or is revoked). While
+// l is retired it also sweeps l's keys every third of its TTL.
 func (d *etcdDriver) keepAlive(ctx context.Context, l *lease) {
 	tick := max(l.ttl/6, 50*time.Millisecond)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,7 +158,117 @@ func (d *etcdDriver) keepAlive(ctx context.Context, l *lease) {
 			d.loseLease(l, fmt.Errorf("etcd lease %x lost: no keep-alive succeeded within its TTL of %v", int64(l.id), l.ttl))
 			return
 		}
+		if d.isRetired(l) && time.Since(swept) >= l.ttl/3 {
+			swept = time.Now()
+			rctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+			d.sweep(rctx, l)
+			cancel()
+		}
 		timer.Reset(tick)
+	}
+}
+
+func (d *etcdDriver) isRetired(l *lease) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return l.retired
+}
+
+// unsure is called with the error of a write on l (a put, or a plain
+// delete, of a key bound to l) whose outcome is unknown: it may still land,
+// at any time. The driver then retires l, unless the server refused the
+// write for good (nothing happened).
+func (d *etcdDriver) unsure(l *lease, err error) {
+	if err == nil || permanent(err) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.retireLocked(l)
+}
+
+// retireLocked makes new requests go on a new lease (granted when the next
+// one comes), so that no key name on l is written anew once a write on l
+// had an unknown outcome: a late plain delete of "K/<l>" can then never hit
+// a newer key, and what lands late on l belongs to no request. l stays
+// alive while it has users (the locks held on it, the requests in flight
+// on it), its keys that belong to none are swept on every keep-alive
+// interval, and it is revoked once its last user is gone. d.mu held.
+func (d *etcdDriver) retireLocked(l *lease) {
+	if l.retired || l.isDead() {
+		return
+	}
+	l.retired = true
+	if d.lease == l {
+		d.lease = nil
+	}
+	if len(l.users) == 0 {
+		d.endLocked(l)
+	}
+}
+
+// errRetired is why a retired lease ends.
+var errRetired = errors.New("retired after a write with an unknown outcome, and no lock holds it any more")
+
+// endLocked revokes the retired lease l, which has no users left, in the
+// background (retrying until the server answers): a late put bound to it
+// is then refused, and a key that landed goes with it. d.mu held.
+func (d *etcdDriver) endLocked(l *lease) {
+	// Once the driver is closed, Close revokes it.
+	d.goLocked(func() { d.loseLease(l, fmt.Errorf("etcd lease %x %w", int64(l.id), errRetired)) })
+}
+
+// bind makes e, which has its name's slot, a user of its lease. A lease
+// that is retired or lost takes no new users: e then moves to the lease in
+// force (granting one if needed), before it writes anything.
+func (d *etcdDriver) bind(ctx context.Context, e *entry) error {
+	for {
+		d.mu.Lock()
+		l := e.lease
+		if !l.retired && !l.isDead() {
+			l.users[e] = struct{}{}
+			d.mu.Unlock()
+			return nil
+		}
+		d.mu.Unlock()
+		nl, err := d.leaseFor(ctx, time.Duration(l.askedS)*time.Second)
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		e.lease, e.etcdKey = nl, leaseKey(e.prefix, nl.id)
+		d.mu.Unlock()
+	}
+}
+
+// sweep deletes the keys bound to the retired lease l that belong to none
+// of its users: writes that landed after their request gave up. No request
+// writes such a name on l again (l takes no new users), so a delete guarded
+// by the key's lease removes only what landed late. Cost: one lease
+// time-to-live with keys, plus one Txn per key swept.
+func (d *etcdDriver) sweep(ctx context.Context, l *lease) {
+	resp, err := d.cli.TimeToLive(ctx, l.id, clientv3.WithAttachedKeys())
+	if err != nil {
+		return
+	}
+	if resp.TTL <= 0 {
+		d.loseLease(l, fmt.Errorf("etcd lease %x lost: the server no longer has it", int64(l.id)))
+		return
+	}
+	d.mu.Lock()
+	live := make(map[string]bool, len(l.users))
+	for e := range l.users {
+		live[e.etcdKey] = true
+	}
+	d.mu.Unlock()
+	for _, k := range resp.Keys {
+		if live[string(k)] {
+			continue
+		}
+		if _, err := d.cli.Txn(ctx).If(clientv3.Compare(clientv3.LeaseValue(string(k)), "=", int64(l.id))).
+			Then(clientv3.OpDelete(string(k))).Commit(); err != nil {
+			return // the next sweep tries again
+		}
 	}
 }
 
@@ -179,27 +304,23 @@ func (d *etcdDriver) loseLease(l *lease, err error) {
 		}
 	}
 	d.mu.Unlock()
-	d.revokeLater(l.id)
+	d.revokeLater(l)
 }
 
 // revokeLater revokes a lease the driver no longer uses, so that keys the
 // server may still keep go at once. It retries until the server answers
-// (revoked, or already gone) or the driver closes.
-func (d *etcdDriver) revokeLater(id clientv3.LeaseID) {
+// (revoked, or already gone) or the driver closes (Close revokes it then).
+func (d *etcdDriver) revokeLater(l *lease) {
 	d.goBackground(func() {
 		backoff := 100 * time.Millisecond
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			go func() {
-				select {
-				case <-d.closing:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			_, err := d.cli.Revoke(ctx, id)
+			ctx, cancel := context.WithTimeout(d.life, 2*time.Second)
+			_, err := d.cli.Revoke(ctx, l.id)
 			cancel()
 			if err == nil || isLeaseNotFound(err) || permanent(err) {
+				d.mu.Lock()
+				delete(d.leases, l)
+				d.mu.Unlock()
 				return
 			}
 			select {

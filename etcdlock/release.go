@@ -17,7 +17,11 @@ import (
 // sends. The key's name (queue prefix + lease ID) is this driver's alone,
 // and while the delete is in flight the driver writes no new key of that
 // name (the entry is marked releasing, so an acquire does not take it for
-// gone), so the delete can only remove this lock. A lock this driver did
+// gone), so the delete can only remove this lock. If the delete fails, its
+// outcome is unknown: the lease is retired (no key of that name is written
+// on it again, so the delete may land whenever it will), the lock is
+// forgotten, and its key is deleted in the background, guarded by its
+// create revision; the error wraps ErrUnavailable. A lock this driver did
 // not grant (another process's token, or Fence 0 after a lost answer) is
 // found by its token among the queue's keys first, and deleted only if its
 // create revision is still the one read: one more round trip.
@@ -34,10 +38,9 @@ func (d *etcdDriver) Release(ctx context.Context, l driver.Lease) error {
 	if e != nil {
 		resp, err := d.cli.Delete(ctx, e.etcdKey)
 		if err != nil {
-			d.mu.Lock()
-			e.releasing = false
-			d.mu.Unlock()
-			return err
+			d.retire(e)
+			d.cleanLater(e, d.removal(e, e.fence))
+			return fmt.Errorf("%w: delete %q (the driver keeps deleting it in the background): %w", driver.ErrUnavailable, e.etcdKey, err)
 		}
 		d.drop(e)
 		if resp.Deleted == 0 {
@@ -48,7 +51,7 @@ func (d *etcdDriver) Release(ctx context.Context, l driver.Lease) error {
 	prefix := d.queuePrefix(l.Key)
 	kv, err := d.holderKV(ctx, prefix)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: read the holder of %q: %w", driver.ErrUnavailable, l.Key, err)
 	}
 	if kv == nil || tokenOf(kv) != l.Token || (l.Fence != 0 && uint64(kv.CreateRevision) != l.Fence) {
 		return fmt.Errorf("%w: token does not hold %q", driver.ErrNotHeld, l.Key)
@@ -58,7 +61,8 @@ func (d *etcdDriver) Release(ctx context.Context, l driver.Lease) error {
 		Then(clientv3.OpDelete(string(kv.Key))).
 		Commit()
 	if err != nil {
-		return err
+		// A guarded delete may land late without harm; the caller retries.
+		return fmt.Errorf("%w: delete %q: %w", driver.ErrUnavailable, kv.Key, err)
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("%w: key %q (fence %d) is gone", driver.ErrNotHeld, kv.Key, kv.CreateRevision)
@@ -83,14 +87,17 @@ func (d *etcdDriver) holderKV(ctx context.Context, prefix string) (*mvccpb.KeyVa
 // time to live.
 func (d *etcdDriver) Inspect(ctx context.Context, key string) (driver.Holder, error) {
 	kv, err := d.holderKV(ctx, d.queuePrefix(key))
-	if err != nil || kv == nil {
-		return driver.Holder{}, err
+	if err != nil {
+		return driver.Holder{}, fmt.Errorf("%w: read the holder of %q: %w", driver.ErrUnavailable, key, err)
+	}
+	if kv == nil {
+		return driver.Holder{}, nil
 	}
 	h := holderOf(kv)
 	if kv.Lease != 0 {
 		ttl, err := d.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 		if err != nil && ctx.Err() != nil {
-			return driver.Holder{}, err
+			return driver.Holder{}, fmt.Errorf("%w: read the holder's lease: %w", driver.ErrUnavailable, err)
 		}
 		if err == nil && ttl.TTL > 0 {
 			h.TTL = time.Duration(ttl.TTL) * time.Second
@@ -102,18 +109,19 @@ func (d *etcdDriver) Inspect(ctx context.Context, key string) (driver.Holder, er
 // maxTxnOps stays below etcd's default limit of 128 operations per Txn.
 const maxTxnOps = 100
 
-// Renew renews the driver's lease once (one keep-alive message on the
-// driver's own keep-alive stream, so its TTL counts from now on the
-// server's clock) and, beside it, reads every lock's key in
-// one Txn (per 100 locks) to check it still exists with its fence. Two
-// requests sent together: one round trip of latency for any number of
-// locks. A lock whose key is gone, whose lease was lost, or that this driver
-// did not grant, is ErrNotHeld; the whole batch fails if either request
-// does.
+// Renew renews the leases of the locks (one keep-alive message per lease,
+// on that lease's own keep-alive stream, so its TTL counts from now on the
+// server's clock) and, beside them, reads every lock's key in one Txn (per
+// 100 locks) to check it still exists with its fence. All requests are
+// sent together: one round trip of latency for any number of locks; the
+// locks of a Client are on one lease, or on two or more only after a
+// fault retired one (see Release). A lock whose key is gone, whose lease
+// was lost, or that this driver did not grant, is ErrNotHeld; a lock whose
+// keep-alive or key read failed gets that error (wrapping ErrUnavailable).
 func (d *etcdDriver) Renew(ctx context.Context, leases []driver.Lease) ([]error, error) {
 	res := make([]error, len(leases))
 	entries := make([]*entry, len(leases))
-	var live *lease
+	byLease := make(map[*lease][]int)
 	var idx []int
 	d.mu.Lock()
 	for i, l := range leases {
@@ -125,7 +133,7 @@ func (d *etcdDriver) Renew(ctx context.Context, leases []driver.Lease) ([]error,
 			res[i] = fmt.Errorf("%w: %w", driver.ErrNotHeld, e.lease.deadErr)
 		default:
 			entries[i] = e
-			live = e.lease
+			byLease[e.lease] = append(byLease[e.lease], i)
 			idx = append(idx, i)
 		}
 	}
@@ -135,8 +143,14 @@ func (d *etcdDriver) Renew(ctx context.Context, leases []driver.Lease) ([]error,
 	}
 
 	var wg sync.WaitGroup
-	var kaErr error
-	wg.Go(func() { kaErr = d.keepAliveNow(ctx, live) })
+	kaLeases := make([]*lease, 0, len(byLease))
+	for l := range byLease {
+		kaLeases = append(kaLeases, l)
+	}
+	kaErrs := make([]error, len(kaLeases))
+	for j, l := range kaLeases {
+		wg.Go(func() { kaErrs[j] = d.keepAliveNow(ctx, l) })
+	}
 	chunks := (len(idx) + maxTxnOps - 1) / maxTxnOps
 	resps := make([]*clientv3.TxnResponse, chunks)
 	errs := make([]error, chunks)
@@ -151,27 +165,34 @@ func (d *etcdDriver) Renew(ctx context.Context, leases []driver.Lease) ([]error,
 		})
 	}
 	wg.Wait()
-	if kaErr != nil {
-		if isLeaseNotFound(kaErr) {
-			for _, i := range idx {
-				res[i] = fmt.Errorf("%w: etcd lease %x is gone", driver.ErrNotHeld, int64(live.id))
-			}
-			return res, nil
+	for j, l := range kaLeases {
+		err := kaErrs[j]
+		if err == nil {
+			continue
 		}
-		return nil, fmt.Errorf("renew etcd lease %x: %w", int64(live.id), kaErr)
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+		if isLeaseNotFound(err) {
+			err = fmt.Errorf("%w: etcd lease %x is gone", driver.ErrNotHeld, int64(l.id))
+		} else {
+			err = fmt.Errorf("%w: renew etcd lease %x: %w", driver.ErrUnavailable, int64(l.id), err)
+		}
+		for _, i := range byLease[l] {
+			res[i] = err
 		}
 	}
 	var lost []*entry
 	for c, resp := range resps {
 		part := idx[c*maxTxnOps : min(len(idx), (c+1)*maxTxnOps)]
 		for j, i := range part {
+			if res[i] != nil {
+				continue // its lease's keep-alive decided
+			}
+			if errs[c] != nil {
+				res[i] = fmt.Errorf("%w: read the lock's key: %w", driver.ErrUnavailable, errs[c])
+				continue
+			}
 			e := entries[i]
 			kvs := resp.Responses[j].GetResponseRange().Kvs
-			if len(kvs) == 1 && kvs[0].CreateRevision == e.fence && clientv3.LeaseID(kvs[0].Lease) == e.lease.id && e.lease == live {
+			if len(kvs) == 1 && kvs[0].CreateRevision == e.fence && clientv3.LeaseID(kvs[0].Lease) == e.lease.id {
 				continue
 			}
 			res[i] = fmt.Errorf("%w: key %q (fence %d) is gone", driver.ErrNotHeld, e.etcdKey, e.fence)

@@ -27,11 +27,12 @@ import (
 // started at an older revision is caught up by the server only every 100ms,
 // which is what makes concurrency.Mutex's hand-offs slow.)
 //
-// When ctx ends, AcquireWait deletes its key before returning (in the
-// background if the store does not answer within 2s, the key's lock name
-// still blocked in this driver meanwhile) and returns an error wrapping
-// ctx's cause and ErrLocked. When the lease is lost while waiting, it
-// returns at once with an error wrapping distlock.ErrLost and ErrLocked.
+// When ctx ends, AcquireWait returns an error wrapping ctx's cause and
+// ErrLocked, and deletes its key in the background, starting at once (the
+// key's lock name stays blocked in this driver until the first try ends;
+// if it fails, the lease is retired and the delete retried). When the lease
+// is lost while waiting, it returns at once with an error wrapping
+// distlock.ErrLost and ErrLocked.
 //
 // A lock granted at once, with nobody queued, gets no keep-alive beside it:
 // as with Acquire, it is as fresh as the lease's last renewal
@@ -55,17 +56,13 @@ func (d *etcdDriver) acquireWait(ctx context.Context, req driver.AcquireRequest,
 	if busy, err := d.waitSlot(ctx, e); err != nil {
 		return driver.Lease{}, contention(err, d.localHolder(busy))
 	}
-	if l.isDead() {
-		// Lost while we waited for the slot: take the new lease.
-		nl, err := d.leaseFor(ctx, req.TTL)
-		if err != nil {
-			d.drop(e)
-			return driver.Lease{}, err
-		}
-		d.mu.Lock()
-		e.lease, e.etcdKey = nl, leaseKey(e.prefix, nl.id)
-		d.mu.Unlock()
+	// A lease lost or retired while we waited for the slot takes no new
+	// users: bind moves e to the lease in force.
+	if err := d.bind(ctx, e); err != nil {
+		d.drop(e)
+		return driver.Lease{}, err
 	}
+	*used = e.lease
 	return d.queue(ctx, e)
 }
 
@@ -120,7 +117,7 @@ func (d *etcdDriver) queue(ctx context.Context, e *entry) (driver.Lease, error) 
 // if the renewal succeeded.
 func (d *etcdDriver) place(ctx context.Context, e *entry, ka *asyncKA) (queueState, error) {
 	var resp *clientv3.TxnResponse
-	err := d.retry(ctx, e.lease, func(ctx context.Context) (err error) {
+	err := d.retry(ctx, e.lease, false, func(ctx context.Context) (err error) {
 		resp, err = d.cli.Txn(ctx).Then(
 			clientv3.OpGet(e.etcdKey),
 			firstOp(e.prefix),
@@ -236,7 +233,7 @@ func (d *etcdDriver) afterBrokenWatch(ctx context.Context, e *entry, st queueSta
 // giveUp ends a wait that failed: it removes our key (see removeKey) and
 // returns the reason, wrapping ctx's cause and ErrLocked when ctx ended.
 func (d *etcdDriver) giveUp(ctx context.Context, e *entry, rev int64, first *mvccpb.KeyValue, err error) error {
-	d.removeKey(e, rev)
+	d.removeKey(ctx, e, rev)
 	switch {
 	case errors.Is(err, distlock.ErrLost):
 		return err
