@@ -77,15 +77,19 @@
 // [Queuer] if waiters take turns through a server-side list so that one
 // release wakes one waiter, oldest first.
 //
-// etcd (package etcdlock). One lease per Client, kept alive by the driver.
+// etcd (package etcdlock). One lease in force per Client, kept alive by the
+// driver.
 // [Queuer] is the natural fit: AcquireWait puts K/<lease hex> in one Txn (if
 // absent, bound to the lease, the token as value), then waits for the deletion
 // of the key with the next-lower create revision, exactly as etcd's own
 // concurrency.Mutex does; Acquire (TryLock) does the same Txn and, when it is
 // not first, deletes its key and reports the holder. The fence is the create
-// revision. Release deletes the key only if its create revision still equals
-// the fence. Renew checks the lease is alive and the keys still exist; a lease
-// lost is ErrNotHeld for every lock on it.
+// revision. Release is a plain delete of the lock's own key name; a write
+// whose outcome is unknown retires the lease (new requests take a fresh one;
+// the old one lives only for the locks still on it, and is swept and
+// revoked), so a late delete or put can never outlive its lock. Renew keeps
+// each lease of the batch alive and checks the keys still exist with their
+// fences; a lease lost is ErrNotHeld for every lock on it.
 //
 // SQL (sqlitelock, pglock, mysqllock). One lease row per key, written by one
 // autocommit statement per call on the database's clock; the code is shared in

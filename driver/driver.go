@@ -144,9 +144,11 @@ type Notifier interface {
 // waiters (etcd). The driver then owns waiting.
 type Queuer interface {
 	// AcquireWait blocks until req.Key is held for req.Token or ctx ends.
-	// When ctx ends first it removes its own queue entry before returning, so
-	// it never blocks the waiters behind it, and returns ctx's error joined
-	// with ErrLocked (ideally a *HeldError naming the holder it waited for).
+	// When ctx ends first it returns by ctx's deadline, having removed its
+	// own queue entry, or started removing it in the background if the store
+	// does not answer at once, so it never blocks the waiters behind it for
+	// longer than that removal takes; the error joins ctx's error with
+	// ErrLocked (ideally a *HeldError naming the holder it waited for).
 	AcquireWait(ctx context.Context, req AcquireRequest) (Lease, error)
 }
 
