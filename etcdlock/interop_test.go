@@ -248,8 +248,9 @@ func TestInterop(t *testing.T) {
 	})
 }
 
-// TestLeaseLostWhileWaiting: a waiter whose lease is revoked stops waiting
-// at once with ErrLost, and the queue moves on without it.
+// TestLeaseLostWhileWaiting: a waiter whose lease is revoked leaves the
+// queue at once and, since Lock waits until its ctx ends, joins it again on
+// a new lease, behind the holder; it gets the lock when the holder lets go.
 func TestLeaseLostWhileWaiting(t *testing.T) {
 	t.Parallel()
 	c := etcdtest.Start(t)
@@ -260,50 +261,64 @@ func TestLeaseLostWhileWaiting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := make(chan error, 1)
+	type result struct {
+		fence uint64
+		err   error
+	}
+	res := make(chan result, 1)
 	go func() {
 		l, err := waiter.Lock(ctx, "lost/k")
-		if err == nil {
-			l.Unlock(ctx)
+		if err != nil {
+			res <- result{err: err}
+			return
 		}
-		res <- err
+		res <- result{fence: l.Fence()}
+		l.Unlock(ctx)
 	}()
-	var leaseID int64
-	for deadline := time.Now().Add(5 * time.Second); leaseID == 0; {
+	// queued returns the lease of the waiter's key, or 0 if it has none.
+	queued := func() int64 {
 		resp, err := admin.Get(ctx, "lost/k/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(resp.Kvs) == 2 {
-			leaseID = resp.Kvs[1].Lease
-		} else if time.Now().After(deadline) {
-			t.Fatal("the waiter never joined the queue")
-		} else {
+			return resp.Kvs[1].Lease
+		}
+		return 0
+	}
+	waitFor := func(what string, ok func(int64) bool) int64 {
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if id := queued(); ok(id) {
+				return id
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s within 5s", what)
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	start := time.Now()
+	leaseID := waitFor("the waiter never joined the queue", func(id int64) bool { return id != 0 })
 	if _, err := admin.Revoke(ctx, clientv3.LeaseID(leaseID)); err != nil {
 		t.Fatal(err)
 	}
+	waitFor("the waiter did not join the queue again on a new lease", func(id int64) bool { return id != 0 && id != leaseID })
 	select {
-	case err := <-res:
-		if !errors.Is(err, distlock.ErrLost) {
-			t.Errorf("Lock whose lease was revoked = %v, want ErrLost", err)
+	case r := <-res:
+		t.Fatalf("Lock returned while the holder still holds the key: fence %d, %v", r.fence, r.err)
+	default:
+	}
+	l.Unlock(ctx)
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatalf("Lock after its first lease was revoked: %v", r.err)
 		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("the waiter took %v to notice", d)
+		if r.fence <= l.Fence() {
+			t.Errorf("fence %d after the holder's %d", r.fence, l.Fence())
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the waiter still waits 5s after its lease was revoked")
+		t.Fatal("the waiter did not get the lock 5s after the holder let go")
 	}
-	// The Client takes a new lease for its next lock.
-	l.Unlock(ctx)
-	l2, err := waiter.TryLock(ctx, "lost/k")
-	if err != nil {
-		t.Fatalf("TryLock after the lease was lost: %v", err)
-	}
-	l2.Unlock(ctx)
 }
 
 // TestLeaseRevokedBehindOurBack: when the server no longer has a Client's
