@@ -24,8 +24,10 @@
 //     is lost.
 //
 // Besides the mode, [Proxy.SetLatency] holds every chunk for a while in
-// each direction, [Proxy.Reset] ends every current connection with a TCP RST
-// (SO_LINGER 0), and [Proxy.Refuse] closes the listening socket, so that new
+// each direction, [Proxy.CutReply] throws away one chunk from the server (a
+// reply, on an idle connection) and resets its connection, [Proxy.Reset]
+// ends every current connection with a TCP RST (SO_LINGER 0), and
+// [Proxy.Refuse] closes the listening socket, so that new
 // connections are refused (ECONNREFUSED) while current ones go on (a
 // connection the proxy had not accepted yet is reset).
 //
@@ -111,6 +113,7 @@ type Stats struct {
 	LostToServer, LostToClient int64 // bytes thrown away
 	Accepted                   int64 // connections accepted
 	Open                       int   // connections open now
+	Cut                        int64 // replies cut by CutReply
 }
 
 // Proxy forwards TCP connections from a loopback port to one server.
@@ -132,6 +135,8 @@ type Proxy struct {
 
 	delivered, lost [2]atomic.Int64 // by direction
 	accepted        atomic.Int64
+	cutIn           int   // CutReply: chunks from the server until the cut (0: none armed); guarded by mu
+	cuts            int64 // guarded by mu
 }
 
 // New starts a proxy on a free loopback port (127.0.0.1) that forwards every
@@ -194,6 +199,18 @@ func (p *Proxy) SetLatency(d time.Duration) {
 	p.broadcast()
 }
 
+// CutReply arms a one-off cut: of the chunks the server sends from now on,
+// over every connection, the first n-1 pass and the n-th is thrown away and
+// its connection reset on both sides, as when the network fails right
+// after a request reached the server. On a connection carrying one request
+// at a time a chunk is a reply, so n picks which round trip of an operation
+// loses its answer. It replaces a cut armed before; n <= 0 disarms.
+func (p *Proxy) CutReply(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutIn = max(n, 0)
+}
+
 // Reset ends every current connection with a TCP RST on both sides (SO_LINGER
 // 0), as a middlebox that drops its state, or a host that reboots, does. New
 // connections are accepted as before.
@@ -245,7 +262,7 @@ func (p *Proxy) Refuse(on bool) error {
 // Stats returns the counters.
 func (p *Proxy) Stats() Stats {
 	p.mu.Lock()
-	open := len(p.links)
+	open, cuts := len(p.links), p.cuts
 	p.mu.Unlock()
 	return Stats{
 		ToServer:     p.delivered[toServer].Load(),
@@ -254,6 +271,7 @@ func (p *Proxy) Stats() Stats {
 		LostToClient: p.lost[toClient].Load(),
 		Accepted:     p.accepted.Load(),
 		Open:         open,
+		Cut:          cuts,
 	}
 }
 
@@ -403,6 +421,15 @@ func (p *Proxy) pass(l *link, d direction, dst *net.TCPConn, b []byte) bool {
 		}
 		p.mu.Lock()
 		mode, latency, changed := p.mode, p.latency, p.changed
+		if d == toClient && mode != Stall && p.cutIn > 0 {
+			p.cutIn--
+			if p.cutIn == 0 {
+				p.cuts++
+				p.mu.Unlock()
+				p.lost[d].Add(int64(len(b)))
+				return false // the caller resets the connection
+			}
+		}
 		if mode.swallows(d) {
 			// Marked under the lock, so that a Set that lets d pass
 			// again sees it and resets the connection.

@@ -329,3 +329,25 @@ func TestCloseEndsHeldConnections(t *testing.T) {
 		t.Errorf("Refuse on a closed proxy succeeded")
 	}
 }
+
+func TestCutReply(t *testing.T) {
+	e := startEcho(t)
+	p := startProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	p.CutReply(2)
+	if got, err := roundTrip(c, "one", 5*time.Second); err != nil || got != "one" {
+		t.Fatalf("the first reply after CutReply(2): %q, %v; want it through", got, err)
+	}
+	if _, err := roundTrip(c, "two", 5*time.Second); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the second reply after CutReply(2): %v, want the connection reset", err)
+	}
+	waitFor(t, "at the server", func() bool { return e.got.Load() == 6 })
+	if st := p.Stats(); st.Cut != 1 || st.LostToClient != 3 {
+		t.Errorf("Stats = %+v, want one cut of 3 bytes", st)
+	}
+	// One cut only: the next connection works.
+	c2 := dial(t, p.Addr())
+	if got, err := roundTrip(c2, "three", 5*time.Second); err != nil || got != "three" {
+		t.Errorf("a new connection after the cut: %q, %v", got, err)
+	}
+}
