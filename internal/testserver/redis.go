@@ -17,7 +17,8 @@ import (
 // process, or the external server named by DISTLOCK_TEST_REDIS.
 type Redis struct {
 	lifecycle
-	addr string
+	addr    string
+	persist bool // started Persistent
 }
 
 // redisDirs are searched for redis-server after PATH.
@@ -82,7 +83,7 @@ func StartRedis(t testing.TB, opts ...Option) *Redis {
 	t.Cleanup(p.cleanup)
 	took := p.start()
 	t.Logf("testserver: redis-server on %s ready in %v", p.addr(), took.Round(time.Millisecond))
-	return &Redis{lifecycle: lifecycle{t: t, p: p, server: "Redis", env: EnvRedis}, addr: p.addr()}
+	return &Redis{lifecycle: lifecycle{t: t, p: p, server: "Redis", env: EnvRedis}, addr: p.addr(), persist: o.persist}
 }
 
 // Addr returns the server's host:port.
@@ -123,7 +124,8 @@ func redisCommand(ctx context.Context, addr, cmd, want string) error {
 type RedisSnapshot struct{ path string }
 
 // Snapshot saves the server's keys now (SAVE) and keeps a copy of its RDB
-// file, as a backup would, for RestoreSnapshot.
+// file, as a backup would, for RestoreSnapshot. A server that is not
+// Persistent still keeps nothing across a Restart.
 func (r *Redis) Snapshot() RedisSnapshot {
 	r.t.Helper()
 	p := r.private("Snapshot")
@@ -146,14 +148,27 @@ func (r *Redis) Snapshot() RedisSnapshot {
 	if err != nil {
 		r.t.Fatalf("testserver: Snapshot: %v", err)
 	}
+	r.forgetRDB()
 	return RedisSnapshot{path: f.Name()}
+}
+
+// forgetRDB removes the RDB file of a server that is not Persistent, which
+// would otherwise load it at its next start.
+func (r *Redis) forgetRDB() {
+	if r.persist {
+		return
+	}
+	if err := os.Remove(filepath.Join(r.p.dir, redisRDB)); err != nil && !os.IsNotExist(err) {
+		r.t.Fatalf("testserver: %v", err)
+	}
 }
 
 // RestoreSnapshot brings the server back to s, as a restore from a backup,
 // or a failover to a replica that missed the writes since, does: it kills the
 // server (so that it saves nothing of its own), puts s's RDB file in place
 // and starts it again on the same address. Expiry times in an RDB file are
-// absolute: keys that expired since the snapshot are gone.
+// absolute: keys that expired since the snapshot are gone. A server that is
+// not Persistent loses the restored keys at its next Restart.
 func (r *Redis) RestoreSnapshot(s RedisSnapshot) {
 	r.t.Helper()
 	p := r.private("RestoreSnapshot")
@@ -166,6 +181,7 @@ func (r *Redis) RestoreSnapshot(s RedisSnapshot) {
 		r.t.Fatalf("testserver: RestoreSnapshot: %v", err)
 	}
 	p.restart()
+	r.forgetRDB()
 }
 
 // redisRDB is the RDB file's name in the server's directory (Redis's

@@ -163,6 +163,29 @@ func TestRedisPersistent(t *testing.T) {
 	}
 }
 
+// TestRedisSnapshotWithoutPersistence: a snapshot of a server that is not
+// Persistent comes back on RestoreSnapshot, and nothing survives a Restart
+// either side of it.
+func TestRedisSnapshotWithoutPersistence(t *testing.T) {
+	t.Parallel()
+	r := StartRedis(t, Private())
+	addr := r.Addr()
+	redisDo(t, addr, "SET", "k", "v")
+	snap := r.Snapshot()
+	r.Restart()
+	if got := redisDo(t, addr, "GET", "k"); got != "(nil)" {
+		t.Errorf("GET after a Snapshot and a Restart = %q, want (nil): nothing is persisted", got)
+	}
+	r.RestoreSnapshot(snap)
+	if got := redisDo(t, addr, "GET", "k"); got != "v" {
+		t.Errorf("GET after RestoreSnapshot = %q, want v", got)
+	}
+	r.Restart()
+	if got := redisDo(t, addr, "GET", "k"); got != "(nil)" {
+		t.Errorf("GET after RestoreSnapshot and a Restart = %q, want (nil)", got)
+	}
+}
+
 func TestRedisExternal(t *testing.T) {
 	srv := StartRedis(t, Private())
 	t.Setenv(EnvRedis, srv.Addr())
