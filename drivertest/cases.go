@@ -65,7 +65,7 @@ var cases = []testCase{
 		run:   testFrozenHolder,
 		needs: capTransport},
 	{name: "LostAcquireReply",
-		rule:  "an acquire the store ran but whose reply was lost on the wire is decided, never guessed: TryLock returns soon after its ctx ends, a lock it returns is held in the store with its fence and by nobody else while its Done is open, an error wraps a distlock sentinel, and a key it did not get is free within one TTL",
+		rule:  "an acquire the store ran but whose reply was lost on the wire is decided, never guessed: TryLock returns soon after its ctx ends, a lock it returns is held in the store with its fence, by nobody else while its Done is open, and kept while the network works, an error wraps a distlock sentinel, and a key it did not get is free within one TTL",
 		run:   testLostAcquireReply,
 		needs: capTransport},
 	{name: "LostReleaseReply",

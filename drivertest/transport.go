@@ -63,27 +63,9 @@ func (ps proxies) stats() netfault.Stats {
 		sum.LostToClient += st.LostToClient
 		sum.Accepted += st.Accepted
 		sum.Open += st.Open
+		sum.Cut += st.Cut
 	}
 	return sum
-}
-
-// lostReply reports whether a proxy has thrown away more bytes to its
-// client than it had in before.
-func (ps proxies) lostReply(before []netfault.Stats) bool {
-	for i, p := range ps {
-		if p.Stats().LostToClient > before[i].LostToClient {
-			return true
-		}
-	}
-	return false
-}
-
-func (ps proxies) each() []netfault.Stats {
-	out := make([]netfault.Stats, len(ps))
-	for i, p := range ps {
-		out[i] = p.Stats()
-	}
-	return out
 }
 
 // clientVia returns a Client whose driver reaches the store through ps,
@@ -148,7 +130,11 @@ func (t *caseT) wantLostInTime(w *doneWatch, what string) time.Time {
 	// Deadline stays where the last good renewal put it once the lock is
 	// gone.
 	late := at.Sub(l.Deadline())
-	t.Logf("%s: Done closed %v after Deadline (%v before it is early, which is safe)", what, late.Round(time.Millisecond), -late.Round(time.Millisecond))
+	if late >= 0 {
+		t.Logf("%s: Done closed %v after Deadline", what, late.Round(time.Millisecond))
+	} else {
+		t.Logf("%s: Done closed %v before Deadline (early, which is safe)", what, -late.Round(time.Millisecond))
+	}
 	if late > lateLoss {
 		t.Errorf("%s: Done closed %v after Deadline, more than %v", what, late.Round(time.Millisecond), lateLoss)
 	}
@@ -282,46 +268,52 @@ func testFrozenHolder(t *caseT) {
 func testLostAcquireReply(t *caseT) {
 	for _, v := range []struct {
 		name string
-		mode netfault.Mode
-		heal string // "first-reply": once a server's reply was lost; "after": once TryLock returned; "never": not during the case
+		cut  int           // CutReply(cut) before TryLock, if not 0
+		mode netfault.Mode // the mode during TryLock otherwise
+		heal bool          // heal once TryLock returned, else at the end of the case
 	}{
-		// The reply is lost and the network comes back at once: the
-		// read-back can ask the store.
-		{"NetworkHeals", netfault.DropReplies, "first-reply"},
+		// The n-th reply after TryLock began is lost and its connection
+		// reset, the network working otherwise: the store ran a request of
+		// the acquire (the only one, or one of several), and the
+		// read-back can ask it what happened.
+		{name: "FirstReplyCut", cut: 1},
+		{name: "SecondReplyCut", cut: 2},
+		{name: "ThirdReplyCut", cut: 3},
 		// Every reply is lost until the case ends, and the store goes on
 		// hearing the Client.
-		{"RepliesStayLost", netfault.DropReplies, "never"},
+		{name: "RepliesStayLost", mode: netfault.DropReplies},
 		// The request waits in the network until after the caller gave
 		// up, then reaches the store and takes the lock for a token
 		// nobody uses any more.
-		{"DeliveredLate", netfault.Stall, "after"},
+		{name: "DeliveredLate", mode: netfault.Stall, heal: true},
 	} {
 		t.run(v.name, func(t *caseT) {
 			ps := t.proxies()
 			a, b := t.clientVia(ps), t.client()
 			t.warm(a)
 			k := t.key()
-			before, each := ps.stats(), ps.each()
-			ps.set(v.mode)
-			healed := make(chan struct{})
-			if v.heal == "first-reply" {
-				go func() {
-					defer close(healed)
-					for end := time.Now().Add(t.s.ttl); time.Now().Before(end) && !ps.lostReply(each); {
-						time.Sleep(time.Millisecond)
-					}
-					ps.heal()
-				}()
+			before := ps.stats()
+			if v.cut > 0 {
+				for _, p := range ps {
+					p.CutReply(v.cut)
+				}
 			} else {
-				close(healed)
+				ps.set(v.mode)
 			}
 			ctx, cancel := context.WithTimeout(t.ctx, t.s.ttl)
 			end, _ := ctx.Deadline()
 			l, err := a.TryLock(ctx, k)
 			returned := time.Now()
 			cancel()
-			<-healed
-			if v.heal == "after" {
+			if v.cut > 0 {
+				for _, p := range ps {
+					p.CutReply(0) // a cut not reached must not hit what follows
+				}
+				if ps.stats().Cut == 0 {
+					t.Logf("TryLock needed fewer than %d replies: no reply was cut", v.cut)
+				}
+			}
+			if v.heal {
 				ps.heal()
 			}
 			t.wantReturnedSoon(returned, end, "TryLock whose reply was lost")
@@ -329,16 +321,25 @@ func testLostAcquireReply(t *caseT) {
 				t.harnessFatalf("no byte reached the store through the proxies during TryLock: the case tested nothing")
 			}
 			if err == nil {
+				t.Logf("TryLock whose reply was lost returned a lock, fence %d", l.Fence())
+				w := watchDone(l)
 				t.wantHeldBy(b, k, l.Fence(), "a lock TryLock returned after its reply was lost")
 				t.wantExclusive(b, l, t.s.ttl+t.s.interval(), "a lock TryLock returned after its reply was lost")
-				if err := l.Unlock(t.ctx); err != nil && !errors.Is(l.Err(), distlock.ErrLost) {
+				// Lost or released, the lock must not leave its key held.
+				since := time.Now()
+				if at := w.at.Load(); at != nil {
+					t.Errorf("the lock TryLock returned was lost %v later, with the network back: %v", at.Sub(returned).Round(time.Millisecond), l.Err())
+					since = *at
+				} else if err := l.Unlock(t.ctx); err != nil {
 					t.Errorf("Unlock of the lock TryLock returned: %v", err)
 				}
+				t.wantFreeWithin(b, k, nil, since, t.s.expiryBound(), "after the lock TryLock returned was released or lost")
 				return
 			}
+			t.Logf("TryLock whose reply was lost failed: %v", err)
 			t.wantSentinel(err, "TryLock whose reply was lost")
 			since := returned
-			if v.heal == "after" {
+			if v.heal {
 				since = time.Now() // the request only now reaches the store
 			}
 			t.wantFreeWithin(b, k, nil, since, t.s.expiryBound(), "after a TryLock that failed")
