@@ -402,3 +402,35 @@ func testLostRenewReply(t *caseT) {
 	t.wantFreeWithin(b, k, nil, at, t.s.expiryBound(), "after the holder gave the lock up")
 	ps.heal()
 }
+
+func testStoreUnreachable(t *caseT) {
+	ps := t.proxies()
+	a, b := t.clientVia(ps), t.client()
+	t.warm(a)
+	k := t.key()
+	for _, p := range ps {
+		if err := p.Refuse(true); err != nil {
+			t.harnessFatalf("%v", err)
+		}
+		p.Reset()
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, t.s.ttl)
+	end, _ := ctx.Deadline()
+	l, err := a.TryLock(ctx, k)
+	returned := time.Now()
+	cancel()
+	for _, p := range ps {
+		if err := p.Refuse(false); err != nil {
+			t.harnessFatalf("%v", err)
+		}
+	}
+	t.wantReturnedSoon(returned, end, "TryLock on an unreachable store")
+	if err == nil {
+		t.Errorf("TryLock on an unreachable store returned a lock (fence %d)", l.Fence())
+		l.Unlock(t.ctx)
+		return
+	}
+	t.Logf("TryLock on an unreachable store: %v", err)
+	t.wantIs(err, "TryLock on an unreachable store", distlock.ErrUnavailable)
+	t.wantNotHeld(b, k, "after TryLock failed on an unreachable store")
+}

@@ -56,8 +56,8 @@ func (h *harness) Restart(ctx context.Context, t *testing.T) error {
 }
 
 func (h *harness) Lacks() map[string]string {
-	return map[string]string{"rollback": "a fence is its key's create revision, and a snapshot restored without a revision bump " +
-		"(etcdutl snapshot restore --bump-revision) moves revisions back; the embedded members have no restore of their own"}
+	return map[string]string{"rollback": "a fence is its key's create revision, which a snapshot restored without a revision bump moves back; " +
+		"the honest rollback, etcdutl's snapshot restore with --bump-revision, is not offered by internal/etcdtest (it needs go.etcd.io/etcd/etcdutl/v3)"}
 }
 
 // holderKey returns the key of the holder of the lock whose queue prefix is
