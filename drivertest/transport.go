@@ -121,6 +121,10 @@ func (t *caseT) wantLostInTime(w *doneWatch, what string) time.Time {
 	bound := time.Until(l.Deadline()) + lateLoss + t.s.lossBound()
 	if !waitClosed(l.Done(), max(bound, t.s.lossBound())) {
 		t.Errorf("%s: Done is still open %v after its Deadline", what, time.Since(l.Deadline()).Round(time.Millisecond))
+		// How late it is, for the diagnosis.
+		if waitClosed(l.Done(), 15*time.Second) {
+			t.Logf("%s: Done closed %v after Deadline in the end", what, time.Since(l.Deadline()).Round(time.Millisecond))
+		}
 		return time.Time{}
 	}
 	for w.at.Load() == nil {
