@@ -54,11 +54,10 @@
 // LossDetected, FenceMonotonic, LockCancelled, LockWakesOnRelease,
 // LockContextBoundsWaitOnly, Do, Close, InvalidInput, KeysAreExact,
 // AmbiguousAcquire, then the cases of the capabilities (FrozenHolder,
-// LostAcquireReply, LostReleaseReply, LostRenewReply, StoreUnreachable with
-// Transport;
-// FenceAfterRestart; FenceAfterRollback), RenewalBatched and MutualExclusion
-// (16 Clients × 200 critical sections on one key). Run one with
-// -run 'TestConformance/LossDetected'.
+// LostAcquireReply, LostReleaseReply, LostRenewReply and StoreUnreachable
+// with Transport, FenceAfterRestart, FenceAfterRollback), RenewalBatched and
+// MutualExclusion (16 Clients × 200 critical sections on one key). Run one
+// with -run 'TestConformance/LossDetected'.
 //
 // Cases build portable Clients with [distlock.NewClient], one driver per
 // Client, so two Clients behave like two processes, and use the public API.
@@ -69,8 +68,10 @@
 // (FrozenHolder: its Done must close by its Deadline, before another Client
 // can take the key), replies lost after the store ran an acquire, a release
 // or a renewal (decided, never guessed; nothing held beyond a TTL; never two
-// holders), a store that refuses connections (ErrUnavailable). DriverContract and OwnerOnly also call the driver directly,
-// where the rule is the driver's own (a made-up token must not release a lock).
+// holders), a store that refuses connections (ErrUnavailable). A restart and
+// a rollback of the store must not bring a fence back. DriverContract and
+// OwnerOnly also call the driver directly, where the rule is the driver's
+// own (a made-up token must not release a lock).
 //
 // # Time
 //
@@ -79,7 +80,9 @@
 // intervals); no case asserts speed. One bound is a promise: a lock that
 // could not be renewed is declared lost (Done closed) within 100ms of its
 // Deadline, which the transport cases check with 250ms of room for a loaded
-// machine, logging the lateness they measured. The suite takes about 16 TTLs
+// machine, logging the lateness they measured; the other holder's check is
+// strict (Done closed before another Client got the key), as that is what
+// exclusion means. The suite takes about 16 TTLs
 // plus the stress case, about 15 more with Transport, and passes under the
 // race detector: on a 2-core machine under -race, about 9s on an in-memory
 // store and 26s on SQLite.
