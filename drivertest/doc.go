@@ -22,6 +22,28 @@
 // suite's TTL by implementing interface{ TTL() time.Duration }; the default is
 // the larger of the driver's MinTTL and 500ms.
 //
+// # Capabilities
+//
+// A harness offers more by implementing optional interfaces, as database/sql
+// drivers do:
+//
+//   - [Transport]: the store's server addresses, and NewDriverVia, a driver
+//     that reaches server i through another address. The suite puts a fault
+//     proxy ([github.com/distlock/distlock/drivertest/netfault.Proxy]) in
+//     front of each server, and switches what the network does to one
+//     Client while another reaches the store directly.
+//   - [Restarter]: Restart stops and starts the store, keeping what it
+//     persists.
+//   - [Rollbacker]: Snapshot records the store's lock data, and the function
+//     it returns brings the store back to it, as a restore from a backup or
+//     a failover to a replica that missed writes does.
+//   - [Lacker]: why the harness lacks one of them, for the log.
+//
+// The suite's log says what the harness offers; a case that needs a
+// capability the harness lacks is skipped with the reason. [RunFaultTests]
+// runs only the cases that need one, for a second topology of a store (etcd
+// with three members beside one).
+//
 // # What it checks
 //
 // The suite is an ordered list of named cases, each run as a subtest on keys
@@ -31,21 +53,37 @@
 // Unlock, DriverContract, OwnerOnly, CrashedHolderExpires, RenewalKeepsLock,
 // LossDetected, FenceMonotonic, LockCancelled, LockWakesOnRelease,
 // LockContextBoundsWaitOnly, Do, Close, InvalidInput, KeysAreExact,
-// AmbiguousAcquire, RenewalBatched and MutualExclusion (16 Clients × 200
-// critical sections on one key). Run one with -run 'TestConformance/LossDetected'.
+// AmbiguousAcquire, then the cases of the capabilities (FrozenHolder,
+// LostAcquireReply, LostReleaseReply, LostRenewReply and StoreUnreachable
+// with Transport, FenceAfterRestart, FenceAfterRollback), RenewalBatched and
+// MutualExclusion (16 Clients × 200 critical sections on one key). Run one
+// with -run 'TestConformance/LossDetected'.
 //
 // Cases build portable Clients with [distlock.NewClient], one driver per
 // Client, so two Clients behave like two processes, and use the public API.
 // Faults are injected by wrapping the real driver (an acquire whose reply is
-// lost, with or without the lock taken; a count of renewal calls) and by the
-// harness's Evict. DriverContract and OwnerOnly also call the driver directly,
-// where the rule is the driver's own (a made-up token must not release a lock).
+// lost, with or without the lock taken; a count of renewal calls), by the
+// harness's Evict, and with Transport in the network itself, where they
+// happen: a holder whose network stalls, goes dark or slows past the TTL
+// (FrozenHolder: its Done must close by its Deadline, before another Client
+// can take the key), replies lost after the store ran an acquire, a release
+// or a renewal (decided, never guessed; nothing held beyond a TTL; never two
+// holders), a store that refuses connections (ErrUnavailable). A restart and
+// a rollback of the store must not bring a fence back. DriverContract and
+// OwnerOnly also call the driver directly, where the rule is the driver's
+// own (a made-up token must not release a lock).
 //
 // # Time
 //
 // Time bounds are generous and check liveness only (a cancelled waiter
 // returns within 2s; a removed lock is noticed within a few renewal
-// intervals); no case asserts speed. The suite takes about 16 TTLs plus the
-// stress case, and passes under the race detector: on a 2-core machine under
-// -race, about 9s on an in-memory store and 26s on SQLite.
+// intervals); no case asserts speed. One bound is a promise: a lock that
+// could not be renewed is declared lost (Done closed) within 100ms of its
+// Deadline, which the transport cases check with 250ms of room for a loaded
+// machine, logging the lateness they measured; the other holder's check is
+// strict (Done closed before another Client got the key), as that is what
+// exclusion means. The suite takes about 16 TTLs
+// plus the stress case, about 15 more with Transport, and passes under the
+// race detector: on a 2-core machine under -race, about 9s on an in-memory
+// store and 26s on SQLite.
 package drivertest

@@ -28,13 +28,37 @@ type Harness interface {
 type ttlChooser interface{ TTL() time.Duration }
 
 // RunConformanceTests runs every case of the suite, in order, as a subtest of
-// t. Each failure names the rule that was broken.
+// t. Each failure names the rule that was broken. A case that needs a
+// capability the harness lacks (Transport, Restarter, Rollbacker) is
+// skipped with the reason; the log's first lines say what the harness can
+// do.
 func RunConformanceTests(t *testing.T, h Harness) {
+	t.Helper()
+	run(t, h, func(testCase) bool { return true })
+}
+
+// RunFaultTests runs only the cases that inject faults through the
+// harness's capabilities (the network through Transport, restarts, rollbacks),
+// in the suite's order: for another topology of a store whose whole suite
+// already runs elsewhere, such as etcd with three members beside one.
+func RunFaultTests(t *testing.T, h Harness) {
+	t.Helper()
+	run(t, h, func(c testCase) bool { return c.needs != "" })
+}
+
+func run(t *testing.T, h Harness, keep func(testCase) bool) {
 	t.Helper()
 	s := newSuite(t, h)
 	t.Logf("drivertest: backend %q, MinTTL %v, suite TTL %v", s.info.Name, s.info.MinTTL, s.ttl)
+	t.Logf("drivertest: capabilities: %v", s.caps)
 	for _, c := range cases {
+		if !keep(c) {
+			continue
+		}
 		t.Run(c.name, func(t *testing.T) {
+			if !s.caps.has(c.needs) {
+				t.Skipf("drivertest: the case needs %s: %s", c.needs, s.caps.why(c.needs))
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), s.caseTimeout())
 			defer cancel()
 			c.run(&caseT{T: t, rule: c.rule, s: s, ctx: ctx})
@@ -44,14 +68,16 @@ func RunConformanceTests(t *testing.T, h Harness) {
 
 // testCase is one rule of the suite.
 type testCase struct {
-	name string
-	rule string // one sentence, printed with each failure
-	run  func(t *caseT)
+	name  string
+	rule  string // one sentence, printed with each failure
+	run   func(t *caseT)
+	needs string // the capability of the harness it needs; "" for none
 }
 
 // suite is what every case shares.
 type suite struct {
 	h    Harness
+	caps capabilities
 	info driver.Info
 	ttl  time.Duration // the short TTL every Client of the suite uses
 }
@@ -66,7 +92,7 @@ func newSuite(t *testing.T, h Harness) *suite {
 	if err := drv.Close(); err != nil {
 		t.Fatalf("drivertest: closing the driver: %v", err)
 	}
-	s := &suite{h: h, info: info, ttl: max(info.MinTTL, 500*time.Millisecond)}
+	s := &suite{h: h, caps: capabilitiesOf(h), info: info, ttl: max(info.MinTTL, 500*time.Millisecond)}
 	if c, ok := h.(ttlChooser); ok {
 		s.ttl = c.TTL()
 	}
@@ -85,6 +111,21 @@ func (s *suite) interval() time.Duration { return s.ttl / 3 }
 // lossBound is how long a holder may take to notice that its lock was
 // removed: a few renewal intervals, and never less than a second.
 func (s *suite) lossBound() time.Duration { return 3*s.interval() + time.Second }
+
+// lateLoss is how long after its Deadline a lock that could not be renewed
+// may still look held (Done open). The promise is 100ms; the rest is room
+// for a loaded 2-core machine under -race to schedule the renewal loop,
+// while a renewal stuck in a driver call (seconds) stays far outside.
+const lateLoss = 250 * time.Millisecond
+
+// expiryBound is how long after its last renewal (or the acquire, or the
+// release that failed) a lock nobody renews may stay held: one TTL, plus the
+// store's rounding of TTLs and half a second for the store to act on its
+// expiry (etcd looks for expired leases every 500ms) and for the case to
+// see it.
+func (s *suite) expiryBound() time.Duration {
+	return s.ttl + s.info.TTLGranularity + 500*time.Millisecond
+}
 
 // caseTimeout bounds each case, so that a hang fails instead of stalling.
 func (s *suite) caseTimeout() time.Duration { return 3*time.Minute + 30*s.ttl }
@@ -114,6 +155,13 @@ func (t *caseT) Fatalf(format string, args ...any) {
 func (t *caseT) harnessFatalf(format string, args ...any) {
 	t.T.Helper()
 	t.T.Fatalf("drivertest: harness: %s", fmt.Sprintf(format, args...))
+}
+
+// run runs f as a subtest of the case, under the case's rule and time.
+func (t *caseT) run(name string, f func(t *caseT)) {
+	t.T.Run(name, func(tt *testing.T) {
+		f(&caseT{T: tt, rule: t.rule, s: t.s, ctx: t.ctx})
+	})
 }
 
 // key returns a key no other case or run uses.
@@ -149,6 +197,13 @@ func (t *caseT) clientOn(f *fault, opts ...distlock.Option) *distlock.Client {
 	if f != nil {
 		drv = f.wrap(drv)
 	}
+	return t.newClient(drv, opts...)
+}
+
+// newClient makes a Client on drv with the suite's TTL, closed when the case
+// ends.
+func (t *caseT) newClient(drv driver.Driver, opts ...distlock.Option) *distlock.Client {
+	t.T.Helper()
 	all := append([]distlock.Option{distlock.WithTTL(t.s.ttl), distlock.WithLogger(t.logger())}, opts...)
 	c, err := distlock.NewClient(drv, all...)
 	if err != nil {

@@ -3,6 +3,7 @@ package drivertest_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,19 @@ func (s *memStore) evict(key string) {
 	}
 }
 
+// snapshot copies the store's locks and fences; the function it returns
+// puts them back.
+func (s *memStore) snapshot() func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	locks, fences := maps.Clone(s.locks), maps.Clone(s.fences)
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.locks, s.fences = maps.Clone(locks), maps.Clone(fences)
+	}
+}
+
 // memDriver is one connection to a memStore.
 type memDriver struct {
 	s      *memStore
@@ -118,7 +132,14 @@ func (d *memDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (dri
 		time.Sleep(time.Microsecond)
 		s.mu.Lock()
 	}
+	// The fence rule: one more than the last, and never below the clock,
+	// so that a store rolled back to an older snapshot hands out no fence
+	// twice.
 	s.fences[key]++
+	counterOnly := s.broken == "fence-counter" || s.broken == "fence-resets"
+	if now := uint64(now.UnixMicro()); !counterOnly && s.fences[key] < now {
+		s.fences[key] = now
+	}
 	l := memLock{token: req.Token, owner: req.Owner, fence: s.fences[key], ttl: req.TTL, expires: now.Add(req.TTL)}
 	s.locks[key] = l
 	return driver.Lease{Key: req.Key, Token: req.Token, Fence: l.fence, TTL: req.TTL}, nil

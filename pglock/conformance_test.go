@@ -3,7 +3,12 @@ package pglock_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,9 +26,10 @@ import (
 // the row, in advisory mode by terminating the holder's session, as an
 // operator or a failover would.
 type harness struct {
-	dsn   string
-	opts  pglock.Options
-	admin *pgxpool.Pool
+	dsn      string
+	opts     pglock.Options
+	admin    *pgxpool.Pool
+	sqlAdmin *sql.DB // admin through database/sql
 	// open makes a driver the way a user would; OpenDriver if nil.
 	open func(ctx context.Context, dsn string, opts *pglock.Options) (driver.Driver, error)
 }
@@ -91,12 +97,75 @@ func (h *harness) Evict(ctx context.Context, t *testing.T, key string) error {
 	if h.opts.Mode == pglock.Advisory {
 		return terminateHolder(ctx, h.admin, pglock.DefaultSessionTable, key)
 	}
-	table := h.opts.Table
-	if table == "" {
-		table = pglock.DefaultTable
-	}
-	_, err := h.admin.Exec(ctx, "DELETE FROM "+table+" WHERE lock_key = $1", key)
+	_, err := h.admin.Exec(ctx, "DELETE FROM "+h.table()+" WHERE lock_key = $1", key)
 	return err
+}
+
+// table is the harness's lock table.
+func (h *harness) table() string {
+	switch {
+	case h.opts.Table != "":
+		return h.opts.Table
+	case h.opts.Mode == pglock.Advisory:
+		return pglock.DefaultSessionTable
+	}
+	return pglock.DefaultTable
+}
+
+// faultHarness is a harness on a server of its own, which it can reach
+// through fault proxies (the DSN's host and port replaced), restart
+// (graceful: committed rows stay) and roll back: a snapshot is a copy of the
+// lock table's rows, put back over the table's, as a restored backup or a
+// replica that missed the latest commits would have them.
+type faultHarness struct {
+	*harness
+	srv *testserver.Postgres
+}
+
+func (h *faultHarness) Addrs() []string {
+	cfg, err := pgx.ParseConfig(h.dsn)
+	if err != nil {
+		panic(err) // the DSN was the server's own
+	}
+	return []string{net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))}
+}
+
+func (h *faultHarness) NewDriverVia(ctx context.Context, t *testing.T, via []string) (driver.Driver, error) {
+	dsn, err := withAddr(h.dsn, via[0])
+	if err != nil {
+		return nil, err
+	}
+	return pglock.OpenDriver(ctx, dsn, &h.opts)
+}
+
+func (h *faultHarness) Restart(ctx context.Context, t *testing.T) error {
+	h.srv.Restart()
+	return nil
+}
+
+func (h *faultHarness) Snapshot(ctx context.Context, t *testing.T) (func(context.Context) error, error) {
+	return drivertest.SnapshotTable(ctx, h.sqlAdmin, h.table())
+}
+
+func (h *faultHarness) Lacks() map[string]string {
+	if h.srv.External() {
+		return map[string]string{"restart": "the server is external (" + testserver.EnvPostgres + "); the test may not restart it"}
+	}
+	return nil
+}
+
+// withAddr returns dsn with its host and port replaced by addr's, in URL or
+// keyword form.
+func withAddr(dsn, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Host = addr
+		return u.String(), nil
+	}
+	return dsn + " host=" + host + " port=" + port, nil // the last of a keyword wins
 }
 
 // terminateHolder ends the session that holds the beacon of key's holder.
@@ -106,15 +175,38 @@ func terminateHolder(ctx context.Context, admin *pgxpool.Pool, table, key string
 		return err
 	}
 	id := uint64(leaserow.BeaconID(token))
-	_, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
-WHERE locktype = 'advisory' AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2`,
-		int64(id>>32), int64(id&0xffffffff))
-	return err
+	const beacon = `FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2`
+	hi, lo := int64(id>>32), int64(id&0xffffffff)
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) "+beacon, hi, lo); err != nil {
+		return err
+	}
+	// The backend exits, and its advisory locks go, a moment after
+	// pg_terminate_backend returns: the eviction is done only then.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := admin.QueryRow(ctx, "SELECT count(*) "+beacon, hi, lo).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the holder's session still holds its beacon 5s after pg_terminate_backend")
+		}
+	}
 }
 
 // startPostgres starts a private server (or uses DISTLOCK_TEST_POSTGRES)
 // and returns its DSN and an admin pool.
 func startPostgres(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	pg, admin := startPostgresServer(t)
+	return pg.DSN(), admin
+}
+
+// startPostgresServer is startPostgres returning the server's handle.
+func startPostgresServer(t testing.TB) (*testserver.Postgres, *pgxpool.Pool) {
 	t.Helper()
 	pg := testserver.StartPostgres(t)
 	admin, err := pgxpool.New(context.Background(), pg.DSN())
@@ -122,16 +214,20 @@ func startPostgres(t testing.TB) (string, *pgxpool.Pool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(admin.Close)
-	return pg.DSN(), admin
+	return pg, admin
 }
 
+// TestConformance runs the suite in each mode on a server of its own, so
+// that a mode's restart does not cut the other's cases short.
 func TestConformance(t *testing.T) {
-	dsn, admin := startPostgres(t)
 	for _, mode := range []pglock.Mode{pglock.LeaseRow, pglock.Advisory} {
+		srv, admin := startPostgresServer(t)
+		sqlAdmin := stdlib.OpenDBFromPool(admin)
+		t.Cleanup(func() { sqlAdmin.Close() })
+		h := &harness{dsn: srv.DSN(), opts: pglock.Options{Mode: mode}, admin: admin, sqlAdmin: sqlAdmin}
 		t.Run(mode.String(), func(t *testing.T) {
-			t.Parallel() // the modes use different tables
-			h := &harness{dsn: dsn, opts: pglock.Options{Mode: mode}, admin: admin}
-			drivertest.RunConformanceTests(t, h)
+			t.Parallel()
+			drivertest.RunConformanceTests(t, &faultHarness{harness: h, srv: srv})
 		})
 	}
 }

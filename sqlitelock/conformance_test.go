@@ -14,8 +14,8 @@ import (
 )
 
 // harness gives each NewDriver its own connections to one database file, as
-// separate processes would have, and evicts with a plain DELETE through a
-// handle of its own.
+// separate processes would have, evicts with a plain DELETE through a
+// handle of its own, and rolls the lock table back to a copy of its rows.
 type harness struct {
 	path  string
 	admin *sql.DB
@@ -28,6 +28,19 @@ func (h *harness) NewDriver(ctx context.Context, t *testing.T) (driver.Driver, e
 func (h *harness) Evict(ctx context.Context, t *testing.T, key string) error {
 	_, err := h.admin.ExecContext(ctx, "DELETE FROM distlock_locks WHERE lock_key = ?", key)
 	return err
+}
+
+// Snapshot copies the lock table's rows; the rollback puts them back, as a
+// restored backup, or a power cut that lost the last commits, would.
+func (h *harness) Snapshot(ctx context.Context, t *testing.T) (func(context.Context) error, error) {
+	return drivertest.SnapshotTable(ctx, h.admin, "distlock_locks")
+}
+
+func (h *harness) Lacks() map[string]string {
+	return map[string]string{
+		"transport": "the store is a file each process opens, not reached over a network",
+		"restart":   "there is no server to restart",
+	}
 }
 
 func TestConformance(t *testing.T) {

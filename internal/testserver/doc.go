@@ -17,7 +17,11 @@
 // handles give the address ([Redis.Addr]) or DSN ([Postgres.DSN],
 // [MariaDB.DSN]):
 //
-//   - Redis: redis-server with no persistence (--save "" --appendonly no).
+//   - Redis: redis-server with no persistence (--save "" --appendonly no),
+//     or with the [Persistent] option an RDB file saved at every graceful
+//     stop. [Redis.Snapshot] and [Redis.RestoreSnapshot] save the keys and
+//     bring them back later, as a backup restore or a failover to a replica
+//     that missed writes does.
 //   - PostgreSQL: postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable,
 //     trust authentication, fsync, synchronous_commit and full_page_writes
 //     off. The binaries are found in PATH or /usr/lib/postgresql/*/bin. As
@@ -52,8 +56,8 @@
 // and on Linux every descendant found in /proc, as PostgreSQL's backends
 // leave the group. Restart keeps PostgreSQL's and MariaDB's data directories,
 // though a Kill may lose the last transactions (their commits do not wait for
-// the disk); Redis keeps nothing. The cleanup resumes a paused server before
-// ending it.
+// the disk); Redis keeps nothing unless Persistent. The cleanup resumes a
+// paused server before ending it.
 //
 // The methods end the test on failure (t.Fatalf), so, like t.Fatal, they must
 // be called from the test's goroutine.

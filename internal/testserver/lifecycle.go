@@ -36,7 +36,7 @@ func (l lifecycle) Resume() { l.t.Helper(); l.private("Resume").resume() }
 // Restart stops the server if it runs and starts it again on the same
 // address, with the same data directory. PostgreSQL and MariaDB keep their
 // data (except what a Kill lost); Redis keeps nothing on disk, so every key
-// is lost.
+// is lost, unless it was started Persistent.
 func (l lifecycle) Restart() { l.t.Helper(); l.private("Restart").restart() }
 
 // private returns the child process, or skips the test for an external

@@ -17,6 +17,7 @@ type options struct {
 	args    []string
 	timeout time.Duration
 	private bool
+	persist bool
 }
 
 func buildOptions(opts []Option) options {
@@ -48,4 +49,13 @@ func StartTimeout(d time.Duration) Option {
 // methods (fault injection) use it so that they never skip.
 func Private() Option {
 	return func(o *options) { o.private = true }
+}
+
+// Persistent makes a Redis server keep its keys on disk, in the RDB file
+// dump.rdb of its directory: it saves them on a graceful stop, so Restart
+// keeps every key (with its absolute expiry time), while Kill, as a crash,
+// loses what came after the last save. PostgreSQL and MariaDB always keep
+// their data; for them the option changes nothing.
+func Persistent() Option {
+	return func(o *options) { o.persist = true }
 }

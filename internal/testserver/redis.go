@@ -17,15 +17,16 @@ import (
 // process, or the external server named by DISTLOCK_TEST_REDIS.
 type Redis struct {
 	lifecycle
-	addr string
+	addr    string
+	persist bool // started Persistent
 }
 
 // redisDirs are searched for redis-server after PATH.
 var redisDirs = []string{"/usr/bin", "/usr/local/bin", "/usr/sbin", "/opt/homebrew/bin"}
 
 // StartRedis starts a private redis-server on a free loopback port, with no
-// persistence and a temporary directory of its own, and stops it when the
-// test ends. When DISTLOCK_TEST_REDIS is set (host:port) and the Private
+// persistence (unless the Persistent option is given) and a temporary
+// directory of its own, and stops it when the test ends. When DISTLOCK_TEST_REDIS is set (host:port) and the Private
 // option is not given, it uses that server instead. When neither can be had
 // it calls testenv.Unavailable: the test fails under CI and skips elsewhere.
 func StartRedis(t testing.TB, opts ...Option) *Redis {
@@ -49,6 +50,12 @@ func StartRedis(t testing.TB, opts ...Option) *Redis {
 	}
 
 	dir := instanceDir(t, "redis", nil)
+	save := "" // no save point: nothing is written, even at shutdown
+	if o.persist {
+		// A save point makes a graceful shutdown save; one an hour away
+		// makes nothing else save on its own.
+		save = "3600 1"
+	}
 	p := &process{
 		spec: spec{
 			name: "redis-server",
@@ -57,7 +64,7 @@ func StartRedis(t testing.TB, opts ...Option) *Redis {
 				return append([]string{
 					"--port", fmt.Sprint(port),
 					"--bind", "127.0.0.1",
-					"--save", "",
+					"--save", save,
 					"--appendonly", "no",
 					"--dir", dir,
 					"--daemonize", "no",
@@ -76,7 +83,7 @@ func StartRedis(t testing.TB, opts ...Option) *Redis {
 	t.Cleanup(p.cleanup)
 	took := p.start()
 	t.Logf("testserver: redis-server on %s ready in %v", p.addr(), took.Round(time.Millisecond))
-	return &Redis{lifecycle: lifecycle{t: t, p: p, server: "Redis", env: EnvRedis}, addr: p.addr()}
+	return &Redis{lifecycle: lifecycle{t: t, p: p, server: "Redis", env: EnvRedis}, addr: p.addr(), persist: o.persist}
 }
 
 // Addr returns the server's host:port.
@@ -88,23 +95,98 @@ func (r *Redis) Ping(ctx context.Context) error { return redisPing(ctx, r.addr) 
 
 // redisPing sends PING over a new connection and expects +PONG.
 func redisPing(ctx context.Context, addr string) error {
+	return redisCommand(ctx, addr, "PING", "+PONG")
+}
+
+// redisCommand sends an inline command over a new connection and expects
+// the reply line want.
+func redisCommand(ctx context.Context, addr, cmd, want string) error {
 	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+	if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
 		return err
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
 		return err
 	}
-	if line = strings.TrimRight(line, "\r\n"); line != "+PONG" {
-		return fmt.Errorf("PING answered %q", line)
+	if line = strings.TrimRight(line, "\r\n"); line != want {
+		return fmt.Errorf("%s answered %q", cmd, line)
 	}
 	return nil
 }
+
+// A RedisSnapshot is a copy of a Redis server's keys, made by
+// [Redis.Snapshot].
+type RedisSnapshot struct{ path string }
+
+// Snapshot saves the server's keys now (SAVE) and keeps a copy of its RDB
+// file, as a backup would, for RestoreSnapshot. A server that is not
+// Persistent still keeps nothing across a Restart.
+func (r *Redis) Snapshot() RedisSnapshot {
+	r.t.Helper()
+	p := r.private("Snapshot")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := redisCommand(ctx, r.addr, "SAVE", "+OK"); err != nil {
+		r.t.Fatalf("testserver: Snapshot: %v%s", err, p.tail(0))
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, redisRDB))
+	if err != nil {
+		r.t.Fatalf("testserver: Snapshot: %v", err)
+	}
+	f, err := os.CreateTemp(p.dir, "snapshot-*.rdb")
+	if err == nil {
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		r.t.Fatalf("testserver: Snapshot: %v", err)
+	}
+	r.forgetRDB()
+	return RedisSnapshot{path: f.Name()}
+}
+
+// forgetRDB removes the RDB file of a server that is not Persistent, which
+// would otherwise load it at its next start.
+func (r *Redis) forgetRDB() {
+	if r.persist {
+		return
+	}
+	if err := os.Remove(filepath.Join(r.p.dir, redisRDB)); err != nil && !os.IsNotExist(err) {
+		r.t.Fatalf("testserver: %v", err)
+	}
+}
+
+// RestoreSnapshot brings the server back to s, as a restore from a backup,
+// or a failover to a replica that missed the writes since, does: it kills the
+// server (so that it saves nothing of its own), puts s's RDB file in place
+// and starts it again on the same address. Expiry times in an RDB file are
+// absolute: keys that expired since the snapshot are gone. A server that is
+// not Persistent loses the restored keys at its next Restart.
+func (r *Redis) RestoreSnapshot(s RedisSnapshot) {
+	r.t.Helper()
+	p := r.private("RestoreSnapshot")
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		r.t.Fatalf("testserver: RestoreSnapshot: %v", err)
+	}
+	p.kill()
+	if err := os.WriteFile(filepath.Join(p.dir, redisRDB), b, 0o644); err != nil {
+		r.t.Fatalf("testserver: RestoreSnapshot: %v", err)
+	}
+	p.restart()
+	r.forgetRDB()
+}
+
+// redisRDB is the RDB file's name in the server's directory (Redis's
+// default dbfilename).
+const redisRDB = "dump.rdb"
 
 // StartRedisSentinel starts a private Redis Sentinel on a free loopback
 // port that monitors master under name (quorum 1), and stops it when the

@@ -125,6 +125,67 @@ func redisDo(t *testing.T, addr string, args ...string) string {
 	}
 }
 
+// TestRedisPersistent: a Persistent server keeps its keys across Restart,
+// a Kill loses what came after the last save, and a snapshot brings back
+// the keys it saved.
+func TestRedisPersistent(t *testing.T) {
+	t.Parallel()
+	r := StartRedis(t, Private(), Persistent())
+	addr := r.Addr()
+	redisDo(t, addr, "SET", "k", "v")
+	r.Restart()
+	if got := redisDo(t, addr, "GET", "k"); got != "v" {
+		t.Fatalf("GET after Restart = %q, want v: a graceful stop saves", got)
+	}
+	redisDo(t, addr, "SET", "unsaved", "x")
+	r.Kill()
+	r.Restart()
+	if got := redisDo(t, addr, "GET", "unsaved"); got != "(nil)" {
+		t.Errorf("GET of a key written after the last save, after Kill = %q, want (nil)", got)
+	}
+	if got := redisDo(t, addr, "GET", "k"); got != "v" {
+		t.Errorf("GET of a saved key after Kill = %q, want v", got)
+	}
+
+	snap := r.Snapshot()
+	redisDo(t, addr, "SET", "k", "newer")
+	redisDo(t, addr, "SET", "later", "y")
+	r.Restart() // saves the newer keys, which the restore must replace
+	r.RestoreSnapshot(snap)
+	if r.Addr() != addr {
+		t.Fatalf("Addr after RestoreSnapshot = %s, want %s", r.Addr(), addr)
+	}
+	if got := redisDo(t, addr, "GET", "k"); got != "v" {
+		t.Errorf("GET after RestoreSnapshot = %q, want v, the value at the snapshot", got)
+	}
+	if got := redisDo(t, addr, "GET", "later"); got != "(nil)" {
+		t.Errorf("GET of a key written after the snapshot = %q, want (nil)", got)
+	}
+}
+
+// TestRedisSnapshotWithoutPersistence: a snapshot of a server that is not
+// Persistent comes back on RestoreSnapshot, and nothing survives a Restart
+// either side of it.
+func TestRedisSnapshotWithoutPersistence(t *testing.T) {
+	t.Parallel()
+	r := StartRedis(t, Private())
+	addr := r.Addr()
+	redisDo(t, addr, "SET", "k", "v")
+	snap := r.Snapshot()
+	r.Restart()
+	if got := redisDo(t, addr, "GET", "k"); got != "(nil)" {
+		t.Errorf("GET after a Snapshot and a Restart = %q, want (nil): nothing is persisted", got)
+	}
+	r.RestoreSnapshot(snap)
+	if got := redisDo(t, addr, "GET", "k"); got != "v" {
+		t.Errorf("GET after RestoreSnapshot = %q, want v", got)
+	}
+	r.Restart()
+	if got := redisDo(t, addr, "GET", "k"); got != "(nil)" {
+		t.Errorf("GET after RestoreSnapshot and a Restart = %q, want (nil)", got)
+	}
+}
+
 func TestRedisExternal(t *testing.T) {
 	srv := StartRedis(t, Private())
 	t.Setenv(EnvRedis, srv.Addr())
@@ -137,6 +198,7 @@ func TestRedisExternal(t *testing.T) {
 	for name, op := range map[string]func(*Redis){
 		"Stop": (*Redis).Stop, "Kill": (*Redis).Kill, "Pause": (*Redis).Pause,
 		"Resume": (*Redis).Resume, "Restart": (*Redis).Restart,
+		"Snapshot": func(r *Redis) { r.Snapshot() },
 	} {
 		rec := record(t, func(tb testing.TB) { op(StartRedis(tb)) })
 		if rec.ended != "skip" || !strings.Contains(rec.msg, name+" needs a private Redis server") {
