@@ -203,4 +203,7 @@ func (s *SessionStore) Close() error {
 	return s.Store.Close()
 }
 
-var _ driver.Driver = (*SessionStore)(nil)
+var (
+	_ driver.Driver = (*SessionStore)(nil)
+	_ driver.Purger = (*SessionStore)(nil)
+)
