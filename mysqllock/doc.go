@@ -100,6 +100,11 @@
 //     network blip, KILL): the holder learns at its next renewal, within a
 //     third of the TTL, and another holder may have the key meanwhile; as
 //     always, check fences.
+//   - An acquire whose answer is lost is never read back as granted: its
+//     connection is given up, and the session, beacon and all, may live on
+//     at the server until the server notices, then end behind the holder's
+//     back. The attempt fails instead; the row it may have written
+//     is free once that session ends, or once it is released by token.
 //   - Lease-row and GET_LOCK clients must not share a table (hence the two
 //     default tables): a GET_LOCK acquire takes over any row whose token has
 //     no beacon, which a lease-row holder never has.

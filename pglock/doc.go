@@ -88,6 +88,11 @@
 //     network blip, an idle-connection killer, pg_terminate_backend): the
 //     holder learns at its next renewal, within a third of the TTL, and
 //     another holder may have the key meanwhile; as always, check fences.
+//   - An acquire whose answer is lost is never read back as granted: its
+//     connection is given up, and the session, beacon and all, may live on
+//     at the server until the server notices, then end behind the holder's
+//     back. The attempt fails instead; the row it may have written
+//     is free once that session ends, or once it is released by token.
 //   - Releases by a holder's death wake no waiter: waiters find out at
 //     their next try (their back-off, at most WithBackoff's maximum).
 //   - Lease-row and advisory clients must not share a table (hence the two
