@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -130,16 +129,10 @@ func knownSchemes() string {
 	return strings.Join(s, ", ")
 }
 
-var userinfoRE = regexp.MustCompile(`(//[^/@:\s]*):[^@/\s]*@`)
-
-// RedactURL returns s with the password of any URL in it replaced by "xxxxx".
-// It works on strings that do not parse as URLs too.
-func RedactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			return u.Redacted()
-		}
-		return s
-	}
-	return userinfoRE.ReplaceAllString(s, "$1:xxxxx@")
-}
+// RedactURL returns s with the password of any URL in it replaced by
+// "xxxxx", whether or not the URL parses (a password with a space or '^'
+// in it, which net/url rejects, is hidden too), and without what net/url's
+// parse errors quote of a URL. Where a URL's user information is ambiguous
+// (an unescaped '/' or '@' in the password), more is hidden rather than
+// less.
+func RedactURL(s string) string { return redact.URL(s) }

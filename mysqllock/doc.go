@@ -22,6 +22,10 @@
 //     (innodb_flush_log_at_trx_commit=2, or a failover to a lagging replica)
 //     restarts from the clock, above every fence handed out before, as long
 //     as the server's clock does not step back.
+//   - Client.Purge (distlock gc) deletes the rows of keys free for at least
+//     a given age by the server's clock; a purged key starts again from the
+//     clock, above its old fence, as long as the clock has not stepped back
+//     by that age.
 //   - Keys, tokens and owners are bound parameters (server-side prepared
 //     statements), never spliced into SQL; the table name must be a plain
 //     identifier. They are stored as byte strings (VARBINARY), compared byte
@@ -96,6 +100,11 @@
 //     network blip, KILL): the holder learns at its next renewal, within a
 //     third of the TTL, and another holder may have the key meanwhile; as
 //     always, check fences.
+//   - An acquire whose answer is lost is never read back as granted: its
+//     connection is given up, and the session, beacon and all, may live on
+//     at the server until the server notices, then end behind the holder's
+//     back. The attempt fails instead; the row it may have written
+//     is free once that session ends, or once it is released by token.
 //   - Lease-row and GET_LOCK clients must not share a table (hence the two
 //     default tables): a GET_LOCK acquire takes over any row whose token has
 //     no beacon, which a lease-row holder never has.
@@ -129,7 +138,9 @@
 //	  expires_at BIGINT          NOT NULL
 //	) ENGINE=InnoDB
 //
-// A free row has an empty token and expires_at 0, and keeps its fence.
+// A released row has an empty token and minus the time of its release in
+// expires_at (free by every statement below, whatever the clock reads
+// next), and keeps its fence.
 //
 // Acquire binds key, token, owner, TTL in milliseconds. MySQL has no
 // INSERT ... RETURNING; the statement reports its outcome through
@@ -160,7 +171,7 @@
 //
 // Release binds key, token; no row affected means the lock was not held.
 //
-//	UPDATE {table} SET token = '', owner = '', expires_at = 0
+//	UPDATE {table} SET token = '', owner = '', expires_at = -NOW_MS
 //	WHERE lock_key = ? AND token = ? AND expires_at > NOW_MS
 //
 // Renew takes a batch of n leases (up to 500 per statement), keys first,
@@ -178,6 +189,18 @@
 //
 //	SELECT token, fence, owner, expires_at - NOW_MS FROM {table}
 //	WHERE lock_key = ? AND expires_at > NOW_MS
+//
+// Purge (Client.Purge, distlock gc) binds the age in milliseconds and
+// deletes the rows free for at least that long: released (abs(expires_at))
+// or expired (expires_at) that long ago, with a fence (its clock in
+// microseconds) at least that old too, so that no key's next fence can
+// repeat or go below its old one. It reads the whole table, and under
+// REPEATABLE READ InnoDB locks every row it reads, and the gaps between,
+// until it ends: acquires, renewals and releases meeting them wait for it.
+// The same statement in both modes.
+//
+//	DELETE FROM {table}
+//	WHERE GREATEST(ABS(expires_at), fence DIV 1000) <= NOW_MS - ?
 //
 // In GET_LOCK mode, with NAME(x) = CONCAT('distlock_', LEFT(SHA2(x, 256),
 // 40)), the holder first runs SELECT GET_LOCK(NAME(?), 0) with its token on
@@ -207,6 +230,7 @@
 //	renewal              1 per 500 locks a Client renews at once (2 when a lease
 //	                     was lost), both modes
 //	Status               1            1
+//	Purge                1            1
 //	Open                 3: SELECT VERSION(), CREATE TABLE IF NOT EXISTS, the
 //	                     column check (plus connecting and preparing)
 package mysqllock

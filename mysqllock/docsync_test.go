@@ -22,5 +22,6 @@ func TestDocShowsStatements(t *testing.T) {
 			"Renew":       leaserow.MySQLRenew,
 			"RenewRead":   leaserow.MySQLRenewRead,
 			"Inspect":     leaserow.MySQLInspect,
+			"Purge":       leaserow.MySQLPurge,
 		})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/driver"
 	"github.com/distlock/distlock/internal/leaserowtest"
 	"github.com/distlock/distlock/internal/testserver"
 	"github.com/distlock/distlock/mysqllock"
@@ -35,6 +36,17 @@ func open(t *testing.T, dsn string, mode mysqllock.Mode, opts ...distlock.Option
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// openDriver returns the bare driver on dsn, closed when the test ends.
+func openDriver(t *testing.T, dsn string, mode mysqllock.Mode) driver.Driver {
+	t.Helper()
+	d, err := mysqllock.OpenDriver(t.Context(), dsn, &mysqllock.Options{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
 
 // TestKilledMidAcquire terminates the session of a client while its acquire
@@ -121,7 +133,7 @@ WHERE INFO LIKE 'INSERT INTO `+table(mode)+`%' LIMIT 1`).Scan(&id)
 // backend is this package for the shared fault tests; admin, if not nil,
 // reads rows behind the driver's back.
 func backend(admin *sql.DB) leaserowtest.Backend[mysqllock.Mode] {
-	b := leaserowtest.Backend[mysqllock.Mode]{Modes: modes, LeaseRow: mysqllock.LeaseRow, Open: open, Table: table}
+	b := leaserowtest.Backend[mysqllock.Mode]{Modes: modes, LeaseRow: mysqllock.LeaseRow, Open: open, Driver: openDriver, Table: table}
 	if admin != nil {
 		b.StoredKey = func(ctx context.Context, table, key string) (stored string, err error) {
 			err = admin.QueryRowContext(ctx, "SELECT lock_key FROM "+table+" WHERE lock_key = ?", key).Scan(&stored)
@@ -169,4 +181,17 @@ func TestCrashKeepsFencesMonotonic(t *testing.T) {
 func TestKeysAreData(t *testing.T) {
 	dsn, admin := startMariaDB(t)
 	leaserowtest.KeysAreData(t, backend(admin), dsn, append([]string{`?`, `\\'`, `#`}, leaserowtest.SQLKeys...))
+}
+
+// TestAbandonedSession: see leaserowtest.AbandonedSession.
+func TestAbandonedSession(t *testing.T) {
+	db := testserver.StartMariaDB(t)
+	p := leaserowtest.StartProxy(t, db.Addr(), leaserowtest.IsUpsert)
+	cfg, err := mysql.ParseDSN(db.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = p.Addr()
+	cfg.InterpolateParams = true // statements with their text, for the proxy to tell the upsert by
+	leaserowtest.AbandonedSession(t, backend(nil), p, cfg.FormatDSN(), db.DSN())
 }

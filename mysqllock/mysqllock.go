@@ -169,12 +169,20 @@ func unavailable(err error) bool {
 
 // mysqlDriver is a leaserow Store that closes what it opened.
 type mysqlDriver struct {
-	driver.Driver // *leaserow.Store or *leaserow.SessionStore
-	closeDB       func() error
+	leaseStore // *leaserow.Store or *leaserow.SessionStore
+	closeDB    func() error
 }
 
+// leaseStore is what both modes' Stores implement.
+type leaseStore interface {
+	driver.Driver
+	driver.Purger
+}
+
+var _ leaseStore = (*mysqlDriver)(nil)
+
 func (d *mysqlDriver) Close() error {
-	err := d.Driver.Close()
+	err := d.leaseStore.Close()
 	if d.closeDB != nil {
 		err = errors.Join(err, d.closeDB())
 	}
@@ -206,11 +214,11 @@ func newDriver(ctx context.Context, db, beacons *sql.DB, o Options, closeDB func
 		return nil, err
 	}
 	if o.Mode == LeaseRow {
-		return &mysqlDriver{Driver: store, closeDB: closeDB}, nil
+		return &mysqlDriver{leaseStore: store, closeDB: closeDB}, nil
 	}
 	ss, err := leaserow.NewSession(store, getLockBeacon, beacons)
 	if err != nil {
 		return nil, err
 	}
-	return &mysqlDriver{Driver: ss, closeDB: closeDB}, nil
+	return &mysqlDriver{leaseStore: ss, closeDB: closeDB}, nil
 }

@@ -32,6 +32,9 @@ var behaviours = []behaviour{
 	{"KeysAreData", "keys full of quotes, semicolons and comment markers are stored as plain data; keys differing only in case or trailing space are distinct", testKeysAreData},
 	{"BadInput", "bad keys, TTLs, owners, results and table names are errors wrapping distlock.ErrInvalid", testBadInput},
 	{"AnswerLostClaim", "a claim whose answer was lost after it committed is found by read-back: the claimer holds it, and the work runs once", testAnswerLostClaim},
+	{"LateAnswerRenewed", "a claim whose answer arrives after its lease ran out is renewed before Claim returns it: never an expired claim", testLateAnswerRenewed},
+	{"LateReadBack", "a claim whose answer was lost and whose read-back answers with under a third of the lease left is renewed before Claim returns it", testLateReadBack},
+	{"LateAnswerTakenOver", "a claim whose answer arrives after another claimer took the key over is not returned: Claim reports the other claim in progress", testLateAnswerTakenOver},
 	{"AnswerLostComplete", "a completion whose answer was lost after it committed is found by read-back: Complete succeeds, and the work runs once", testAnswerLostComplete},
 	{"DoFailureAbandons", "when the work fails, Do abandons the claim and a later Do runs it", testDoFailure},
 	{"CancelledCtx", "a Claim whose ctx has ended returns its error and holds nothing", testCancelledCtx},
@@ -484,6 +487,99 @@ func testAnswerLostClaim(t *testing.T, b *backend) {
 	st, err := g.Status(ctx, key)
 	if err != nil || st.State != once.Done {
 		t.Fatalf("Status = %+v, %v", st, err)
+	}
+}
+
+// lateClaim claims key, with a lease of ttl, on a Guard whose claim
+// statement answers only after during has run.
+func lateClaim(t *testing.T, b *backend, key string, ttl time.Duration, during func()) (*once.Claim, error) {
+	return lateAnswer(t, b, key, ttl, "INSERT INTO", nil, during)
+}
+
+// lateAnswer claims key, with a lease of ttl, on a Guard whose first
+// statement matching late answers only after during has run; first, if
+// not nil, arms the Guard's injector before.
+func lateAnswer(t *testing.T, b *backend, key string, ttl time.Duration, late string, first func(*injector), during func()) (*once.Claim, error) {
+	ctx := within(t, 30*time.Second)
+	in := &injector{}
+	g := b.guardOn(t, b.openDB(t, false, in))
+	if err := g.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if first != nil {
+		first(in)
+	}
+	ran := false
+	in.armLate(late, func() { ran = true; during() })
+	c, err := g.Claim(ctx, key, once.WithTTL(ttl))
+	if !ran {
+		t.Fatal("the claim's answer was not held back")
+	}
+	return c, err
+}
+
+func testLateAnswerRenewed(t *testing.T, b *backend) {
+	const ttl = 500 * time.Millisecond
+	key := t.Name()
+	var answered time.Time
+	c, err := lateClaim(t, b, key, ttl, func() {
+		time.Sleep(ttl + ttl/3)
+		answered = time.Now()
+	})
+	if err != nil {
+		t.Fatalf("Claim whose answer came after its lease ran out, with nobody else about = %v; want the claim, renewed", err)
+	}
+	if !c.Deadline().After(answered) {
+		t.Errorf("Claim returned a claim whose deadline %v had passed when its answer came (%v)", c.Deadline(), answered)
+	}
+	if err := c.Complete(within(t, 10*time.Second), []byte("late")); err != nil {
+		t.Errorf("Complete of the renewed claim: %v", err)
+	}
+}
+
+func testLateReadBack(t *testing.T, b *backend) {
+	// The read-back answers with a fifth of the lease left: late enough to
+	// be renewed, early enough for the read's own time limit (the lease).
+	const ttl = time.Second
+	var answered time.Time
+	c, err := lateAnswer(t, b, t.Name(), ttl, "WHERE once_key", func(in *injector) { in.arm("INSERT INTO", 1) }, func() {
+		time.Sleep(ttl * 4 / 5)
+		answered = time.Now()
+	})
+	if err != nil {
+		t.Fatalf("Claim read back late, with nobody else about = %v; want the claim, renewed", err)
+	}
+	if !c.Deadline().After(answered.Add(ttl / 3)) {
+		t.Errorf("Claim returned a claim with %v left when its read-back answered; want at least %v", c.Deadline().Sub(answered), ttl/3)
+	}
+	if err := c.Complete(within(t, 10*time.Second), nil); err != nil {
+		t.Errorf("Complete of the renewed claim: %v", err)
+	}
+}
+
+func testLateAnswerTakenOver(t *testing.T, b *backend) {
+	const ttl = 500 * time.Millisecond
+	ctx := within(t, 30*time.Second)
+	key := t.Name()
+	other := b.guard(t)
+	var taken *once.Claim
+	c, err := lateClaim(t, b, key, ttl, func() {
+		time.Sleep(ttl + ttl/3)
+		var err error
+		if taken, err = other.Claim(ctx, key); err != nil {
+			t.Errorf("Claim by another after the first lease ran out: %v", err)
+		}
+	})
+	if err == nil {
+		t.Fatalf("Claim whose answer came after another claimer took the key over returned a claim (fence %d, %v left); want no claim", c.Fence(), time.Until(c.Deadline()))
+	}
+	if !errors.Is(err, once.ErrInProgress) {
+		t.Errorf("Claim whose answer came late, taken over meanwhile = %v; want ErrInProgress", err)
+	}
+	if taken != nil {
+		if err := taken.Complete(ctx, []byte("other")); err != nil {
+			t.Errorf("Complete by the claimer that took over: %v", err)
+		}
 	}
 }
 

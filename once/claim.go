@@ -137,6 +137,12 @@ func (c *Claim) end(kind endKind, err error) {
 // before the outcome is known, any claim that may have landed is abandoned
 // by token before Claim returns, or in the background if the database does
 // not answer within a second.
+//
+// Claim never returns a claim with less than a third of its lease left: one
+// granted that late (a slow answer, a read-back) is renewed first, one
+// round trip more. If the renewal finds the key taken over meanwhile,
+// Claim answers as for that claimer's row (ErrInProgress, ErrDone); if it
+// fails, the claim is given back and Claim returns the error.
 func (g *Guard) Claim(ctx context.Context, key string, opts ...ClaimOption) (*Claim, error) {
 	if err := g.begin(ctx, "claim", key); err != nil {
 		return nil, err
@@ -183,19 +189,32 @@ func (g *Guard) claim(ctx context.Context, key string, cfg claimConfig) (*Claim,
 				g.giveBack(ctx, key, token, cfg.ttl)
 				return nil, err
 			}
-			if !x.ownedBy(token) && x.free() {
-				// Our statement did not land: try again.
-				if !sleep(ctx, jitter(backoff)) {
-					return nil, context.Cause(ctx)
-				}
-				if time.Now().After(giveUp) {
-					// A statement still on its way could yet land.
-					g.abandonLater(key, token, cfg.ttl)
-					return nil, fmt.Errorf("no claim landed before the lease would have run out: %w", cause)
-				}
-				backoff = min(2*backoff, time.Second)
-				continue
+		}
+		if x.ownedBy(token) && time.Until(leaseEnd(x, sent, cfg.ttl)) < cfg.ttl/3 {
+			// The answer came so late (or was read back so late) that the
+			// lease is due for renewal, or has even run out: renew it
+			// before handing the claim out, or give it back.
+			if x, sent, err = g.renewLate(ctx, key, token, x, cfg.ttl); err != nil {
+				g.giveBack(ctx, key, token, cfg.ttl)
+				return nil, fmt.Errorf("the claim was granted too late to be sure it is still held, and renewing it failed: %w", err)
 			}
+		}
+		if !x.ownedBy(token) && x.free() {
+			// Our statement did not land (or, granted late, our claim was
+			// taken over and given up since): try again.
+			if cause == nil {
+				cause = errors.New("the claim was taken over before its answer came")
+			}
+			if !sleep(ctx, jitter(backoff)) {
+				return nil, context.Cause(ctx)
+			}
+			if time.Now().After(giveUp) {
+				// A statement still on its way could yet land.
+				g.abandonLater(key, token, cfg.ttl)
+				return nil, fmt.Errorf("no claim landed before the lease would have run out: %w", cause)
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
 		}
 		c, err := g.answer(key, token, cfg, x, sent)
 		if err != nil {
@@ -209,6 +228,34 @@ func (g *Guard) claim(ctx context.Context, key string, cfg claimConfig) (*Claim,
 		}
 		return c, nil
 	}
+}
+
+// leaseEnd is the local, conservative end of the lease of x as read at sent.
+func leaseEnd(x row, sent time.Time, ttl time.Duration) time.Time {
+	return sent.Add(min(x.remaining, ttl) - driftMargin(ttl))
+}
+
+// renewLate renews, by ttl, the lease of a claim granted too late (x, owned
+// by token) and returns the row as the renewal left it and the renewal's send
+// time. One round trip; two when no row changed (another claimer took the
+// key over, or MySQL, which counts only changed rows, saw a renewal within
+// the same millisecond): the row is then read, and is what the caller
+// answers from.
+func (g *Guard) renewLate(ctx context.Context, key, token string, x row, ttl time.Duration) (row, time.Time, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl/2)
+	defer cancel()
+	sent := time.Now()
+	n, err := g.exec(ctx, g.stmts.extend, key, token)
+	if err != nil {
+		return row{}, time.Time{}, err
+	}
+	if n > 0 {
+		x.remaining = ttl
+		return x, sent, nil
+	}
+	sent = time.Now()
+	x, err = g.read(ctx, key)
+	return x, sent, err
 }
 
 // claimRow runs the claim statement and returns the row as it is

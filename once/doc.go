@@ -121,7 +121,8 @@
 // # Round trips
 //
 //	Claim           1 (MySQL: 2 when the key is done or in progress);
-//	                +1 read-back after an unknown outcome
+//	                +1 read-back after an unknown outcome; +1 renewal (2 when
+//	                no row changed) when granted with under TTL/3 left
 //	Complete        1; +1 read-back after an unknown outcome (and 1 per resend)
 //	Abandon         1
 //	Extend, renewal 1 per TTL/3 (2 when the database reports no changed row)

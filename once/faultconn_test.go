@@ -14,13 +14,36 @@ import (
 var errInjected = errors.New("injected fault: connection lost after the statement ran")
 
 // injector decides which statements lose their answer: the next n whose text
-// contains match.
+// contains match; and which one's answer comes late: the next whose text
+// contains lateMatch.
 type injector struct {
-	mu    sync.Mutex
-	match string
-	n     int
-	hits  int
-	sent  int // statements sent to the database (round trips, for benchmarks)
+	mu        sync.Mutex
+	match     string
+	n         int
+	hits      int
+	sent      int // statements sent to the database (round trips, for benchmarks)
+	lateMatch string
+	late      func() // runs after the statement ran, before its answer is passed on
+}
+
+// armLate holds back the answer of the next statement whose text contains
+// match, once it has run (and committed), while during runs.
+func (in *injector) armLate(match string, during func()) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.lateMatch, in.late = match, during
+}
+
+// takeLate returns what to run before passing on query's answer, or nil.
+func (in *injector) takeLate(query string) func() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.late == nil || !strings.Contains(query, in.lateMatch) {
+		return nil
+	}
+	f := in.late
+	in.late = nil
+	return f
 }
 
 func (in *injector) arm(match string, n int) {
@@ -129,6 +152,9 @@ func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver
 		c.markBad()
 		return nil, errInjected
 	}
+	if late := c.in.takeLate(query); err == nil && late != nil {
+		late()
+	}
 	return res, err
 }
 
@@ -143,7 +169,46 @@ func (c *faultConn) QueryContext(ctx context.Context, query string, args []drive
 		drain(rows)
 		return nil, errInjected
 	}
-	return rows, err
+	return c.in.delay(query, rows, err)
+}
+
+// delay holds query's answer back while the injector's late hook runs, if
+// it is armed for query: the rows are read first, so that the statement has
+// surely completed.
+func (in *injector) delay(query string, rows driver.Rows, err error) (driver.Rows, error) {
+	late := in.takeLate(query)
+	if err != nil || late == nil {
+		return rows, err
+	}
+	r := &readRows{cols: rows.Columns()}
+	for {
+		dest := make([]driver.Value, len(r.cols))
+		if rows.Next(dest) != nil {
+			break
+		}
+		r.rows = append(r.rows, dest)
+	}
+	rows.Close()
+	late()
+	return r, nil
+}
+
+// readRows replays rows read ahead.
+type readRows struct {
+	cols []string
+	rows [][]driver.Value
+}
+
+func (r *readRows) Columns() []string { return r.cols }
+func (r *readRows) Close() error      { return nil }
+
+func (r *readRows) Next(dest []driver.Value) error {
+	if len(r.rows) == 0 {
+		return io.EOF
+	}
+	copy(dest, r.rows[0])
+	r.rows = r.rows[1:]
+	return nil
 }
 
 // drain reads every row, so the statement has surely completed (and, in
@@ -178,6 +243,9 @@ func (s *faultStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (
 		s.c.markBad()
 		return nil, errInjected
 	}
+	if late := s.c.in.takeLate(s.query); err == nil && late != nil {
+		late()
+	}
 	return res, err
 }
 
@@ -188,5 +256,5 @@ func (s *faultStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 		drain(rows)
 		return nil, errInjected
 	}
-	return rows, err
+	return s.c.in.delay(s.query, rows, err)
 }

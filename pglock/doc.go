@@ -22,6 +22,10 @@
 //     synchronous_commit=off, or a failover to a lagging replica) restarts
 //     from the clock, above every fence handed out before, as long as the
 //     server's clock does not step back.
+//   - Client.Purge (distlock gc) deletes the rows of keys free for at least
+//     a given age by the server's clock; a purged key starts again from the
+//     clock, above its old fence, as long as the clock has not stepped back
+//     by that age.
 //   - Keys, tokens and owners are bound parameters, never spliced into SQL;
 //     the table name must be a plain identifier.
 //
@@ -84,6 +88,11 @@
 //     network blip, an idle-connection killer, pg_terminate_backend): the
 //     holder learns at its next renewal, within a third of the TTL, and
 //     another holder may have the key meanwhile; as always, check fences.
+//   - An acquire whose answer is lost is never read back as granted: its
+//     connection is given up, and the session, beacon and all, may live on
+//     at the server until the server notices, then end behind the holder's
+//     back. The attempt fails instead; the row it may have written
+//     is free once that session ends, or once it is released by token.
 //   - Releases by a holder's death wake no waiter: waiters find out at
 //     their next try (their back-off, at most WithBackoff's maximum).
 //   - Lease-row and advisory clients must not share a table (hence the two
@@ -131,7 +140,9 @@
 //	  wanted_until bigint NOT NULL DEFAULT 0
 //	)
 //
-// A free row has an empty token and expires_at 0, and keeps its fence. Opening
+// A released row has an empty token and minus the time of its release in
+// expires_at (free by every statement below, whatever the clock reads
+// next), and keeps its fence. Opening
 // checks the columns with SELECT lock_key, token, fence, owner, ttl_ms,
 // expires_at, wanted_until FROM {table} LIMIT 0.
 //
@@ -165,7 +176,7 @@
 // Release binds $1 key, $2 token; no row updated means the lock was not
 // held. A NOTIFY goes out only if the key was wanted lately.
 //
-//	UPDATE {table} SET token = '', owner = '', expires_at = 0
+//	UPDATE {table} SET token = '', owner = '', expires_at = -NOW_MS
 //	WHERE lock_key = $1 AND token = $2 AND expires_at > NOW_MS
 //	RETURNING CASE WHEN wanted_until > NOW_MS THEN pg_notify('distlock_' || left(encode(sha256(convert_to(lock_key, 'UTF8')), 'hex'), 40), '') END IS NULL
 //
@@ -182,6 +193,17 @@
 //
 //	SELECT token, fence, owner, expires_at - NOW_MS FROM {table}
 //	WHERE lock_key = $1 AND expires_at > NOW_MS
+//
+// Purge (Client.Purge, distlock gc) binds $1 the age in milliseconds and
+// deletes the rows free for at least that long: released (abs(expires_at))
+// or expired (expires_at) that long ago, with a fence (its clock in
+// microseconds) at least that old too, so that no key's next fence can
+// repeat or go below its old one. It reads the clock once and the whole
+// table, and locks only the rows it deletes; the same statement in both
+// modes (a row past its expiry is free in both).
+//
+//	DELETE FROM {table}
+//	WHERE greatest(abs(expires_at), fence / 1000) <= (SELECT NOW_MS - $1)
 //
 // In advisory mode, with BEACON(x) = ('x' || left(encode(sha256(convert_to(x,
 // 'UTF8')), 'hex'), 16))::bit(64)::bigint and ALIVE(x) the condition
@@ -211,6 +233,7 @@
 //	Unlock               1            2 (row, beacon)
 //	renewal              1 per 500 locks a Client renews at once, both modes
 //	Status               1            1
+//	Purge                1            1
 //	Open                 3: the version check, CREATE TABLE IF NOT EXISTS, the
 //	                     column check (plus connecting)
 //

@@ -21,5 +21,6 @@ func TestDocShowsStatements(t *testing.T) {
 			"Release":     leaserow.PostgresRelease,
 			"Renew":       leaserow.PostgresRenew,
 			"Inspect":     leaserow.PostgresInspect,
+			"Purge":       leaserow.PostgresPurge,
 		})
 }

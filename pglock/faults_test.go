@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/driver"
 	"github.com/distlock/distlock/internal/leaserowtest"
 	"github.com/distlock/distlock/internal/testserver"
 	"github.com/distlock/distlock/pglock"
@@ -36,6 +37,17 @@ func open(t *testing.T, dsn string, mode pglock.Mode, opts ...distlock.Option) *
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// openDriver returns the bare driver on dsn, closed when the test ends.
+func openDriver(t *testing.T, dsn string, mode pglock.Mode) driver.Driver {
+	t.Helper()
+	d, err := pglock.OpenDriver(t.Context(), dsn, &pglock.Options{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
 
 // TestKilledMidAcquire terminates the session of a client while its acquire
@@ -123,7 +135,7 @@ func withParam(dsn, name, value string) string {
 // backend is this package for the shared fault tests; admin, if not nil,
 // reads rows behind the driver's back.
 func backend(admin *pgxpool.Pool) leaserowtest.Backend[pglock.Mode] {
-	b := leaserowtest.Backend[pglock.Mode]{Modes: modes, LeaseRow: pglock.LeaseRow, Open: open, Table: table}
+	b := leaserowtest.Backend[pglock.Mode]{Modes: modes, LeaseRow: pglock.LeaseRow, Open: open, Driver: openDriver, Table: table}
 	if admin != nil {
 		b.StoredKey = func(ctx context.Context, table, key string) (stored string, err error) {
 			err = admin.QueryRow(ctx, "SELECT lock_key FROM "+table+" WHERE lock_key = $1", key).Scan(&stored)
@@ -164,4 +176,18 @@ func TestCrashKeepsFencesMonotonic(t *testing.T) {
 func TestKeysAreData(t *testing.T) {
 	dsn, admin := startPostgres(t)
 	leaserowtest.KeysAreData(t, backend(admin), dsn, append([]string{`$1`, `$$`}, leaserowtest.SQLKeys...))
+}
+
+// TestAbandonedSession: see leaserowtest.AbandonedSession.
+func TestAbandonedSession(t *testing.T) {
+	pg := testserver.StartPostgres(t)
+	p := leaserowtest.StartProxy(t, pg.Addr(), leaserowtest.IsUpsert)
+	cfg, err := pgxpool.ParseConfig(pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Statements with their text on the wire, for the proxy to tell the
+	// upsert by.
+	viaProxy := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable&default_query_exec_mode=exec", cfg.ConnConfig.User, p.Addr(), cfg.ConnConfig.Database)
+	leaserowtest.AbandonedSession(t, backend(nil), p, viaProxy, pg.DSN())
 }

@@ -25,6 +25,9 @@
 //     synchronous=NORMAL, which in WAL mode never corrupts it but may lose
 //     the latest transactions; the processes that held locks died with the
 //     machine). The one assumption: the machine's clock does not step back.
+//   - Client.Purge (distlock gc) deletes the rows of keys free for at least
+//     a given age; a purged key starts again from the clock, above its old
+//     fence, as long as the clock has not stepped back by that age.
 //   - Keys, tokens and owners are always bound parameters, never spliced into
 //     SQL; the table name is checked to be a plain identifier.
 //
@@ -96,7 +99,9 @@
 // One table, created by Open unless create_table=false (or
 // Options.DisableCreateTable). Statements below show its name as {table}.
 // expires_at is in milliseconds since the Unix epoch by SQLite's clock; a
-// free row has an empty token and expires_at 0, and keeps its fence.
+// released row has an empty token and minus the time of its release in
+// expires_at (free by every statement below, whatever the clock reads
+// next), and keeps its fence.
 //
 //	CREATE TABLE IF NOT EXISTS {table} (
 //	  lock_key   TEXT    NOT NULL PRIMARY KEY,
@@ -133,7 +138,7 @@
 // Release binds ?1 key, ?2 token; no row changed means the lock was not held
 // (driver.ErrNotHeld).
 //
-//	UPDATE {table} SET token = '', owner = '', expires_at = 0
+//	UPDATE {table} SET token = '', owner = '', expires_at = -CAST(unixepoch('subsec') * 1000 AS INTEGER)
 //	WHERE lock_key = ?1 AND token = ?2 AND expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
 //
 // Renew takes a batch of n leases: {keys} is ?1 ... ?n, {tokens} is
@@ -150,6 +155,15 @@
 //	SELECT token, fence, owner, expires_at - CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM {table}
 //	WHERE lock_key = ?1 AND expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
 //
+// Purge (Client.Purge, distlock gc) binds ?1 the age in milliseconds and
+// deletes the rows free for at least that long: released (abs(expires_at))
+// or expired (expires_at) that long ago, with a fence (its clock in
+// microseconds) at least that old too, so that no key's next fence can
+// repeat or go below its old one. It reads the whole table.
+//
+//	DELETE FROM {table}
+//	WHERE max(abs(expires_at), fence / 1000) <= CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?1
+//
 // Another program can take and release these locks by running the same
 // statements; it needs only a token of its own that is unique per
 // acquisition.
@@ -163,6 +177,7 @@
 //	Unlock              1
 //	renewal             1 per 500 locks a Client renews at once
 //	Status              1
+//	Purge               1
 //	Open                4: sqlite_version(), pragma_database_list,
 //	                    CREATE TABLE IF NOT EXISTS, the column check
 //	                    (plus the pragmas of each new connection)

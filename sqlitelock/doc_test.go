@@ -31,6 +31,7 @@ func TestDocShowsStatements(t *testing.T) {
 		"Release":     d.Release,
 		"Renew":       d.Renew,
 		"Inspect":     d.Inspect,
+		"Purge":       d.Purge,
 	} {
 		if !strings.Contains(code.String(), stmt+"\n") {
 			t.Errorf("doc.go does not show the %s statement verbatim; it is:\n%s", name, stmt)

@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.status(ctx, rest)
 	case "migrate":
 		return c.migrate(ctx, rest)
+	case "gc":
+		return c.gc(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	case "version", "-version", "--version":

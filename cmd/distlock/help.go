@@ -14,7 +14,8 @@ import (
 const shortUsage = `usage: distlock run [flags] KEY -- CMD [ARGS...]
        distlock status [--store URL] [--json] KEY
        distlock migrate [--store URL] [--print]
-       distlock help [run|status|migrate]
+       distlock gc [--store URL] [--older-than D]
+       distlock help [run|status|migrate|gc]
        distlock version
 Run 'distlock help' for details.
 `
@@ -34,8 +35,12 @@ func (c *cli) help(args []string) int {
 		var store string
 		var print bool
 		writeMigrateUsage(c.stdout, migrateFlags(&store, &print))
+	case len(args) == 1 && args[0] == "gc":
+		var store string
+		var age ageFlag
+		writeGCUsage(c.stdout, gcFlags(&store, &age))
 	default:
-		c.errorf("help: unknown topic %q (topics: run, status, migrate)", strings.Join(args, " "))
+		c.errorf("help: unknown topic %q (topics: run, status, migrate, gc)", strings.Join(args, " "))
 		return exitUsage
 	}
 	return exitOK
@@ -90,7 +95,8 @@ Usage:
   distlock run [--store URL] [--ttl D] [--wait D] [--grace D] [--owner S] KEY -- CMD [ARGS...]
   distlock status [--store URL] [--json] KEY
   distlock migrate [--store URL] [--print]
-  distlock help [run|status|migrate]
+  distlock gc [--store URL] [--older-than D]
+  distlock help [run|status|migrate|gc]
   distlock version
 
 Flags come before KEY; "--" ends distlock's arguments and CMD follows it.
@@ -120,6 +126,12 @@ migrate
   missing, as a Client does on first use unless the URL says
   create_table=false; --print writes the SQL on stdout instead, without
   connecting. Exits 0 when the table is ready.
+
+gc
+  Deletes the records an SQL store keeps of keys nobody has held for
+  --older-than (default 24h; a bare number is seconds) by the store's clock,
+  and prints how many went; fences stay increasing. Other stores keep
+  nothing of free keys: gc says so and exits 0.
 
 Exit codes:
   %-7d success: CMD exited 0; status answered (held or free)

@@ -38,6 +38,7 @@ const (
 //	Release               key, token
 //	Renew, RenewRead      key_1 ... key_n, token_1 ... token_n
 //	Inspect               key
+//	Purge                 age_ms
 //
 // A statement that returns a lease row returns, in this order: token, fence,
 // owner, ttl_ms, remaining_ms (Inspect leaves out ttl_ms). Renew and
@@ -99,6 +100,13 @@ type Dialect struct {
 
 	// Inspect reads the row of a key if it is held now.
 	Inspect string
+
+	// Purge deletes, in one statement, every row that has been free for
+	// at least age_ms by the database's clock and whose fence the clock
+	// has passed by as much: the later of the time it was freed
+	// (abs(expires_at)) and its fence's time (fence / 1000) is at least
+	// age_ms ago. A held row is never old enough.
+	Purge string
 
 	// Prepare makes Init prepare the fixed statements (Acquire,
 	// AcquireRead, Release, Inspect) once. Off for connections that cannot
@@ -162,6 +170,7 @@ func (d *Dialect) check() error {
 		{"RenewRead", d.RenewRead == "" || strings.Contains(d.RenewRead, KeysMarker) && strings.Contains(d.RenewRead, TokensMarker)},
 		{"MaxBatch", d.MaxBatch > 0},
 		{"Inspect", d.Inspect != ""},
+		{"Purge", d.Purge != ""},
 		{"Placeholder", d.Placeholder != nil},
 	} {
 		if !f.ok {

@@ -14,12 +14,18 @@
 //	fence       the fencing token of the latest acquisition
 //	owner       the holder's metadata; '' when free
 //	ttl_ms      the holder's TTL in milliseconds, reused by every renewal
-//	expires_at  milliseconds since the Unix epoch by the database's clock;
-//	            0 when free
+//	expires_at  while held, when the lease ends, in milliseconds since the
+//	            Unix epoch by the database's clock; after a release, minus
+//	            the clock at the release (0 in rows released by versions
+//	            that did not record it)
 //
 // A row is held while expires_at is later than the database's clock, and
-// free otherwise, whatever its token says. Nothing deletes rows: a release
-// clears token, owner and expires_at and keeps the fence.
+// free otherwise, whatever its token says. A release clears token and owner,
+// keeps the fence, and records when the row became free as a negative
+// expires_at: free by every statement's condition whatever the clock reads
+// next (a positive time could read as held to a statement whose clock was
+// read before it, or after a clock step back), and old enough to purge once
+// abs(expires_at) is.
 //
 // # Operations
 //
@@ -39,6 +45,11 @@
 //     batch's leases. A lease missing from the result wraps
 //     driver.ErrNotHeld.
 //   - Inspect is one SELECT of the row if it is held.
+//   - Purge (driver.Purger) is one DELETE of the rows free for at least a
+//     given age: released, or expired without a release, that long ago by
+//     the database's clock, with a fence at least that old too. Nothing
+//     else deletes rows. The statement reads the whole table (there is no
+//     index on expires_at), so it is for an occasional clean-up.
 //
 // No statement holds a transaction open or locks a row beyond its own
 // execution (no SELECT ... FOR UPDATE), so a client that stalls or dies
@@ -62,8 +73,12 @@
 //
 // The one assumption: the clock does not step back. (Fences also stay ahead
 // of the clock only while a key changes hands fewer than a million times a
-// second, far beyond what one row sustains.) Rows are never deleted by this
-// package, so the fence of a key survives its release.
+// second, far beyond what one row sustains.) The fence of a key survives its
+// release in its row. Purge deletes a row only once both the time it became
+// free and its fence's time are at least the purge age behind the clock,
+// so the key's next fence, the clock in microseconds when it is inserted
+// again, is above the old one unless the clock has stepped back by that
+// age or more in between.
 //
 // # Dialects without RETURNING
 //

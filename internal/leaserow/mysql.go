@@ -97,8 +97,14 @@ func mysqlAcquireRead(session bool) string {
 FROM {table} WHERE lock_key = ?`
 }
 
-const mysqlRelease = `UPDATE {table} SET token = '', owner = '', expires_at = 0
+const mysqlRelease = `UPDATE {table} SET token = '', owner = '', expires_at = -` + MySQLNowMs + `
 WHERE lock_key = ? AND token = ? AND expires_at > ` + MySQLNowMs
+
+// mysqlPurge deletes the rows free for at least the bound number of
+// milliseconds. It reads every row (expires_at has no index), and under
+// REPEATABLE READ InnoDB keeps the rows it reads locked until it ends.
+const mysqlPurge = `DELETE FROM {table}
+WHERE GREATEST(ABS(expires_at), fence DIV 1000) <= ` + MySQLNowMs + ` - ?`
 
 func mysqlRenew(session bool) string {
 	return `UPDATE {table} SET expires_at = ` + MySQLNowMs + ` + ttl_ms
@@ -124,6 +130,7 @@ var (
 	MySQLRenew              = mysqlRenew(false)
 	MySQLRenewRead          = mysqlRenewRead(false)
 	MySQLInspect            = mysqlInspect(false)
+	MySQLPurge              = mysqlPurge
 	MySQLSessionAcquire     = mysqlAcquire(true)
 	MySQLSessionAcquireRead = mysqlAcquireRead(true)
 	MySQLSessionRenew       = mysqlRenew(true)
@@ -159,6 +166,7 @@ func mysqlDialect(session bool) *Dialect {
 		// MySQL allows 65535 placeholders per prepared statement.
 		MaxBatch: 500,
 		Inspect:  mysqlInspect(session),
+		Purge:    mysqlPurge,
 		// A statement with arguments that is not prepared costs three
 		// commands (prepare, execute, close) with go-sql-driver/mysql.
 		Prepare:     true,

@@ -134,7 +134,7 @@ FROM {table} WHERE lock_key = $1`
 // updates one row when it freed the lock. The NOTIFY rides on the RETURNING
 // list: a CTE that joined the update to a notifying SELECT cost the server
 // a tenth more than this plain UPDATE.
-const postgresRelease = `UPDATE {table} SET token = '', owner = '', expires_at = 0
+const postgresRelease = `UPDATE {table} SET token = '', owner = '', expires_at = -` + PostgresNowMs + `
 WHERE lock_key = $1 AND token = $2 AND expires_at > ` + PostgresNowMs + `
 RETURNING CASE WHEN wanted_until > ` + PostgresNowMs + ` THEN pg_notify(` + PostgresChannel + `, '') END IS NULL`
 
@@ -157,6 +157,12 @@ func postgresInspect(session bool) string {
 WHERE lock_key = $1 AND ` + cond
 }
 
+// postgresPurge deletes the rows free for at least the bound number of
+// milliseconds. The clock is read once, in a subquery: clock_timestamp()
+// in the WHERE would be read again for every row.
+const postgresPurge = `DELETE FROM {table}
+WHERE greatest(abs(expires_at), fence / 1000) <= (SELECT ` + PostgresNowMs + ` - $1)`
+
 // The statements of both modes, as they are sent (with {table} and the
 // batch markers still to be filled in).
 var (
@@ -165,6 +171,7 @@ var (
 	PostgresRelease        = postgresRelease
 	PostgresRenew          = postgresRenew(false)
 	PostgresInspect        = postgresInspect(false)
+	PostgresPurge          = postgresPurge
 	PostgresSessionAcquire = postgresAcquire(true)
 	PostgresSessionRead    = postgresAcquireRead(true)
 	PostgresSessionRenew   = postgresRenew(true)
@@ -199,6 +206,7 @@ func postgresDialect(session bool) *Dialect {
 		// PostgreSQL allows 65535 parameters per statement.
 		MaxBatch: 500,
 		Inspect:  postgresInspect(session),
+		Purge:    postgresPurge,
 		// pgx prepares and caches statements per connection by itself; a
 		// database/sql prepared statement would pin them to a pool connection
 		// and break behind a transaction-mode pooler.

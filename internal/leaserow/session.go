@@ -68,10 +68,20 @@ var errSessionClosed = fmt.Errorf("%w: driver closed", driver.ErrUnavailable)
 
 // Acquire implements driver.Driver: it takes a connection out of the pool,
 // takes the token's beacon on it, and runs the session upsert on the same
-// connection, so the row is only ever written by a live holder. If the
-// beacon is held already (a retried request whose first attempt succeeded
-// through another connection), the upsert runs through the pool and
-// returns the lease if the token holds the key.
+// connection, so the row is only ever written by a live holder. A retried
+// request whose first attempt succeeded (this Store keeps the token's
+// beacon connection) runs the upsert through the pool and returns the
+// lease if the token holds the key.
+//
+// A lock is only ever handed out on a beacon connection this Store keeps.
+// When the upsert's outcome is unknown, the connection is given up, and
+// the session may live on at the server for a while, beacon included (the
+// server has not noticed that the network failed): the error is ambiguous,
+// and Inspect, which the read-back uses, does not report the token as the
+// holder, so the lock is not handed out on a session that will end behind
+// its holder's back. A retry whose beacon is held by another session (such
+// an abandoned earlier attempt) releases the token's row through the pool
+// and fails with an error wrapping driver.ErrRetry.
 func (s *SessionStore) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	s.mu.Lock()
 	closed, mine := s.closed, s.held[req.Token] != nil
@@ -95,7 +105,7 @@ func (s *SessionStore) Acquire(ctx context.Context, req driver.AcquireRequest) (
 	}
 	if !taken {
 		conn.Close()
-		return s.Store.Acquire(ctx, req)
+		return driver.Lease{}, s.abandoned(ctx, req)
 	}
 	lease, err := s.Store.acquireOn(ctx, conn, req)
 	if err != nil {
@@ -117,6 +127,38 @@ func (s *SessionStore) Acquire(ctx context.Context, req driver.AcquireRequest) (
 	s.held[req.Token] = conn
 	s.mu.Unlock()
 	return lease, nil
+}
+
+// abandoned answers an acquire whose token's beacon another session holds:
+// an earlier attempt with this token whose connection was given up, and
+// whose session the server has not ended yet. The row that attempt may have
+// written is released through the pool, so the key does not wait for the
+// session's end.
+func (s *SessionStore) abandoned(ctx context.Context, req driver.AcquireRequest) error {
+	err := s.Store.Release(ctx, driver.Lease{Key: req.Key, Token: req.Token})
+	if err != nil && !errors.Is(err, driver.ErrNotHeld) {
+		// Unknown whether the row is still ours: the caller reads back.
+		return fmt.Errorf("the beacon of this token is held by an abandoned session, and releasing its row failed: %w", err)
+	}
+	return fmt.Errorf("%w: the beacon of this token is held by an abandoned session (its row is released)", driver.ErrRetry)
+}
+
+// Inspect implements driver.Driver: the Store's read, except that the
+// holder's token shows only when this Store keeps that token's beacon
+// connection (Holder.Token serves the read-back of an acquire, which may
+// hand the lock out only on such a connection).
+func (s *SessionStore) Inspect(ctx context.Context, key string) (driver.Holder, error) {
+	h, err := s.Store.Inspect(ctx, key)
+	if err != nil || h.Token == "" {
+		return h, err
+	}
+	s.mu.Lock()
+	mine := s.held[h.Token] != nil
+	s.mu.Unlock()
+	if !mine {
+		h.Token = ""
+	}
+	return h, nil
 }
 
 // Release implements driver.Driver: it frees the row (through the pool, so
@@ -203,4 +245,7 @@ func (s *SessionStore) Close() error {
 	return s.Store.Close()
 }
 
-var _ driver.Driver = (*SessionStore)(nil)
+var (
+	_ driver.Driver = (*SessionStore)(nil)
+	_ driver.Purger = (*SessionStore)(nil)
+)

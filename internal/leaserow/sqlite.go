@@ -38,7 +38,7 @@ ON CONFLICT (lock_key) DO UPDATE SET
   expires_at = CASE WHEN ` + sqliteExpired + ` THEN excluded.expires_at ELSE expires_at END
 RETURNING token, fence, owner, ttl_ms, expires_at - ` + SQLiteNowMs
 
-	SQLiteRelease = `UPDATE {table} SET token = '', owner = '', expires_at = 0
+	SQLiteRelease = `UPDATE {table} SET token = '', owner = '', expires_at = -` + SQLiteNowMs + `
 WHERE lock_key = ?1 AND token = ?2 AND expires_at > ` + SQLiteNowMs
 
 	SQLiteRenew = `UPDATE {table} SET expires_at = ` + SQLiteNowMs + ` + ttl_ms
@@ -47,6 +47,9 @@ RETURNING lock_key, token`
 
 	SQLiteInspect = `SELECT token, fence, owner, expires_at - ` + SQLiteNowMs + ` FROM {table}
 WHERE lock_key = ?1 AND expires_at > ` + SQLiteNowMs
+
+	SQLitePurge = `DELETE FROM {table}
+WHERE max(abs(expires_at), fence / 1000) <= ` + SQLiteNowMs + ` - ?1`
 )
 
 // SQLite result codes (the low byte of an extended code) that prove a
@@ -72,6 +75,7 @@ var SQLite = &Dialect{
 	// (1000 parameters) keep each statement small.
 	MaxBatch:    500,
 	Inspect:     SQLiteInspect,
+	Purge:       SQLitePurge,
 	Prepare:     true,
 	Placeholder: NumberedPlaceholder("?"),
 	Unavailable: sqliteUnavailable,

@@ -89,7 +89,7 @@ type Store struct {
 
 	createTable, probe       string
 	acquire, acquireRead     string
-	release, inspect         string
+	release, inspect, purge  string
 	renewTmpl, renewReadTmpl string               // markers for the placeholder lists remain
 	prepared                 map[string]*sql.Stmt // by statement text; set by Init, read-only after
 	batchMu                  sync.Mutex
@@ -130,6 +130,7 @@ func New(cfg Config) (*Store, error) {
 		acquireRead:   withTable(d.AcquireRead, table),
 		release:       withTable(d.Release, table),
 		inspect:       withTable(d.Inspect, table),
+		purge:         withTable(d.Purge, table),
 		renewTmpl:     withTable(d.Renew, table),
 		renewReadTmpl: withTable(d.RenewRead, table),
 	}, nil
@@ -483,6 +484,34 @@ func (s *Store) Inspect(ctx context.Context, key string) (driver.Holder, error) 
 	return h, nil
 }
 
+// Purge implements driver.Purger: one DELETE of the rows that have been
+// free for at least olderThan by the database's clock (released that long
+// ago, or expired that long ago without a release), and whose fence is at
+// least that old. A held row is never deleted. A key whose row went starts
+// again from the clock in microseconds, above its old fence as long as the
+// clock has not stepped back by olderThan or more. One round trip; the
+// statement reads the whole table.
+func (s *Store) Purge(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if olderThan < time.Millisecond {
+		// Younger than the clock's tick, a new fence could equal the old.
+		return 0, fmt.Errorf("%w: purge age %v is below 1ms", distlock.ErrInvalid, olderThan)
+	}
+	leave, err := s.gate.enter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.db.ExecContext(ctx, s.purge, ttlMillis(olderThan))
+	leave()
+	if err != nil {
+		return 0, s.classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.classify(err)
+	}
+	return n, nil
+}
+
 // Close implements driver.Driver. It closes the database handle only if the
 // Store was told it owns it.
 func (s *Store) Close() error {
@@ -497,4 +526,7 @@ func (s *Store) Close() error {
 
 func (s *Store) classify(err error) error { return s.d.Classify(err) }
 
-var _ driver.Driver = (*Store)(nil)
+var (
+	_ driver.Driver = (*Store)(nil)
+	_ driver.Purger = (*Store)(nil)
+)

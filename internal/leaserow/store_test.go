@@ -417,6 +417,95 @@ func TestFenceSurvivesLostCommit(t *testing.T) {
 	})
 }
 
+// TestPurgeCondition sets rows up behind the Store's back to pin what
+// Purge deletes: a free row whose release and fence are both older than
+// the age; not a held row however old its fence, nor a free row whose
+// fence is ahead of the clock (a key handed over faster than the clock, or
+// a clock stepped back), nor one released more recently. Rows released
+// before the release time was recorded (expires_at 0) go by their fence.
+func TestPurgeCondition(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now()
+		ms := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+		us := func(d time.Duration) int64 { return now.Add(d).UnixMicro() }
+		rows := []struct {
+			key        string
+			fence      int64
+			expiresAt  int64
+			wantPurged bool
+		}{
+			{"released-long-ago", us(-time.Hour), -ms(-30 * time.Minute), true},
+			{"expired-long-ago", us(-time.Hour), ms(-30 * time.Minute), true},
+			{"released-before-times-were-kept", us(-time.Hour), 0, true},
+			{"released-lately", us(-time.Hour), -ms(-time.Second), false},
+			{"expired-lately", us(-time.Hour), ms(-time.Second), false},
+			{"held-since-long-ago", us(-time.Hour), ms(time.Minute), false},
+			{"fence-ahead-of-the-clock", us(time.Hour), -ms(-30 * time.Minute), false},
+			{"old-row-with-a-recent-fence", us(-time.Second), 0, false},
+		}
+		for _, r := range rows {
+			if _, err := s.DB().Exec("INSERT INTO "+s.Table()+" (lock_key, token, fence, owner, ttl_ms, expires_at) VALUES (?, ?, ?, '', 1000, ?)",
+				r.key, "tok-"+r.key, r.fence, r.expiresAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.Purge(ctx, 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for _, r := range rows {
+			var count int
+			if err := s.DB().QueryRow("SELECT count(*) FROM "+s.Table()+" WHERE lock_key = ?", r.key).Scan(&count); err != nil {
+				t.Fatal(err)
+			}
+			if purged := count == 0; purged != r.wantPurged {
+				t.Errorf("%s: purged %v, want %v", r.key, purged, r.wantPurged)
+			}
+			if r.wantPurged {
+				want++
+			}
+		}
+		if n != int64(want) {
+			t.Errorf("Purge = %d, want %d", n, want)
+		}
+		if _, err := s.Purge(ctx, 0); !errors.Is(err, distlock.ErrInvalid) {
+			t.Errorf("Purge(0) = %v, want ErrInvalid", err)
+		}
+	})
+}
+
+// TestReleasedRowIsFree: a release records its time, and the row is free
+// for every statement: taken at once, not renewed, not shown by Inspect.
+func TestReleasedRowIsFree(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		a := mustAcquire(t, s, req("k", "A"))
+		before := time.Now().UnixMilli()
+		if err := s.Release(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		var expiresAt int64
+		if err := s.DB().QueryRow("SELECT expires_at FROM " + s.Table() + " WHERE lock_key = 'k'").Scan(&expiresAt); err != nil {
+			t.Fatal(err)
+		}
+		if after := time.Now().UnixMilli(); -expiresAt < before-1 || -expiresAt > after+1 {
+			t.Errorf("expires_at after a release = %d, want minus the clock (%d..%d)", expiresAt, before, after)
+		}
+		if h, err := s.Inspect(ctx, "k"); err != nil || h.Held {
+			t.Errorf("Inspect of a released key = %+v, %v; want free", h, err)
+		}
+		if res, err := s.Renew(ctx, []driver.Lease{a}); err != nil || !errors.Is(res[0], driver.ErrNotHeld) {
+			t.Errorf("Renew of a released lease = %v, %v; want ErrNotHeld", res, err)
+		}
+		b := mustAcquire(t, s, req("k", "B"))
+		if b.Fence <= a.Fence {
+			t.Errorf("fence %d after %d", b.Fence, a.Fence)
+		}
+	})
+}
+
 func TestAcquireInvalid(t *testing.T) {
 	s := newStore(t, SQLite)
 	if _, err := s.Acquire(context.Background(), req("k", "")); !errors.Is(err, distlock.ErrInvalid) {

@@ -1,7 +1,8 @@
 // Package leaserowtest holds the fault tests, round-trip checks and
-// benchmarks that every SQL lease-row driver (pglock, mysqllock) runs
-// against its real server: the same scenarios, the backend's own server and
-// statements. It is imported by those packages' tests only.
+// benchmarks that every SQL lease-row driver (pglock, mysqllock; sqlitelock
+// for the purge) runs against its real server: the same scenarios, the
+// backend's own server and statements. It is imported by those packages'
+// tests only.
 package leaserowtest
 
 import (
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/driver"
 )
 
 // Backend is what the shared tests need of a driver package. M is its Mode.
@@ -23,6 +25,9 @@ type Backend[M fmt.Stringer] struct {
 	LeaseRow M
 	// Open returns a Client on dsn in mode, closed when the test ends.
 	Open func(t *testing.T, dsn string, mode M, opts ...distlock.Option) *distlock.Client
+	// Driver returns the bare driver on dsn in mode, closed when the test
+	// ends.
+	Driver func(t *testing.T, dsn string, mode M) driver.Driver
 	// Table is the default lock table of mode.
 	Table func(mode M) string
 	// StoredKey reads lock_key of the row whose lock_key is key, and Rows
@@ -52,22 +57,9 @@ func ReplyLostAfterCommit[M fmt.Stringer](t *testing.T, b Backend[M], p *Proxy, 
 	ctx := t.Context()
 	for _, mode := range b.Modes {
 		t.Run(mode.String(), func(t *testing.T) {
-			c := b.Open(t, viaProxy, mode)
-			other := b.Open(t, direct, mode)
 			key := "reply-lost-" + mode.String()
-			// Use the connections just before, so that the database/sql
-			// layer does not ping them first and the cut hits the acquire's
-			// reply.
-			warm, err := c.TryLock(ctx, key+"-warm")
-			if err != nil {
-				t.Fatal(err)
-			}
-			warm.Unlock(ctx)
-			p.CutNextReply()
-			l, err := c.TryLock(ctx, key)
-			if !p.Cut() {
-				t.Fatal("no reply was cut")
-			}
+			c, other := b.Open(t, viaProxy, mode), b.Open(t, direct, mode)
+			l, err := cutTryLock(t, c, key, p.CutNextReply, p)
 			if mode.String() == b.LeaseRow.String() {
 				if err != nil {
 					t.Fatalf("TryLock whose reply was lost after commit: %v; want the lock, read back by token", err)
@@ -89,6 +81,38 @@ func ReplyLostAfterCommit[M fmt.Stringer](t *testing.T, b Backend[M], p *Proxy, 
 			}
 			l2.Unlock(ctx)
 		})
+	}
+}
+
+// cutTryLock runs TryLock of key on c, whose store the proxy p fronts,
+// with the reply cut as arm says, and checks that a reply was cut. It uses
+// c's connections just before, so that the database/sql layer does not
+// ping them first and the cut hits the acquire's reply.
+func cutTryLock(t *testing.T, c *distlock.Client, key string, arm func(), p *Proxy) (*distlock.Lock, error) {
+	t.Helper()
+	ctx := t.Context()
+	warm, err := c.TryLock(ctx, key+"-warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm.Unlock(ctx)
+	arm()
+	l, err := c.TryLock(ctx, key)
+	if !p.Cut() {
+		t.Fatal("no reply was cut")
+	}
+	return l, err
+}
+
+// tryLockWithin tries to take key on c until it succeeds or limit has
+// passed (a liveness bound: the server has to notice a change first).
+func tryLockWithin(ctx context.Context, c *distlock.Client, key string, limit time.Duration) (*distlock.Lock, error) {
+	for deadline := time.Now().Add(limit); ; {
+		l, err := c.TryLock(ctx, key)
+		if err == nil || time.Now().After(deadline) {
+			return l, err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -118,13 +142,7 @@ func RestartWhileHeld[M fmt.Stringer](t *testing.T, b Backend[M], srv Server) {
 				t.Errorf("Err = %v, want ErrLost", l.Err())
 			}
 			other := b.Open(t, srv.DSN(), mode, quiet)
-			var l2 *distlock.Lock
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				if l2, err = other.TryLock(ctx, key); err == nil || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			l2, err := tryLockWithin(ctx, other, key, 10*time.Second)
 			if err != nil {
 				t.Fatalf("TryLock after the restart: %v", err)
 			}
@@ -195,4 +213,94 @@ func KeysAreData[M fmt.Stringer](t *testing.T, b Backend[M], dsn string, keys []
 			}
 		})
 	}
+}
+
+// AbandonedSession loses the reply of a session-mode acquire after the
+// server ran it, and leaves the session behind at the server (the network
+// failed without a word: the client gave its connection up, the server
+// still holds the session's beacon). The acquire's read-back must not hand
+// out a lock that rests on that session: when it ends, another client may
+// take the key at once. So TryLock fails, nobody else holds the key while
+// the abandoned session might still count, and once it is gone a second
+// client takes the key. viaProxy reaches the server through p, which must
+// cut only the reply of the upsert (see IsUpsert); direct reaches the
+// server straight.
+func AbandonedSession[M fmt.Stringer](t *testing.T, b Backend[M], p *Proxy, viaProxy, direct string) {
+	ctx := t.Context()
+	for _, mode := range b.Modes {
+		if mode.String() == b.LeaseRow.String() {
+			continue
+		}
+		t.Run(mode.String(), func(t *testing.T) {
+			key := "abandoned-session-" + mode.String()
+			c, other := b.Open(t, viaProxy, mode, quiet), b.Open(t, direct, mode, quiet)
+			l, err := cutTryLock(t, c, key, p.AbandonNextReply, p)
+			if err == nil {
+				t.Errorf("TryLock whose session was abandoned returned a lock (fence %d); want an error", l.Fence())
+			} else if errors.Is(err, distlock.ErrLocked) {
+				t.Errorf("TryLock whose session was abandoned: %v; want an error that is not contention", err)
+			}
+			t.Logf("TryLock whose session was abandoned: %v", err)
+			// While the abandoned session lives, the key is either still
+			// held by its row or already released by token: never taken
+			// by another while c might think it holds it.
+			if l2, err := other.TryLock(ctx, key); err == nil {
+				if l != nil {
+					t.Errorf("two holders: fence %d handed out while the abandoned session's fence %d is held", l2.Fence(), l.Fence())
+				}
+				l2.Unlock(ctx)
+			}
+
+			p.EndAbandoned()
+			l2, err := tryLockWithin(ctx, other, key, 10*time.Second)
+			if err != nil {
+				t.Fatalf("the key is not free once the abandoned session ended: %v", err)
+			}
+			if l != nil {
+				select {
+				case <-l.Done():
+				default:
+					t.Errorf("two holders: fence %d taken while the first lock (fence %d) is still held by its Client", l2.Fence(), l.Fence())
+				}
+			}
+			l2.Unlock(ctx)
+		})
+		t.Run(mode.String()+"-retry", func(t *testing.T) {
+			abandonedRetry(t, b, mode, p, viaProxy, direct)
+		})
+	}
+}
+
+// abandonedRetry: a retry, with the same token, of an acquire whose session
+// was abandoned finds the token's beacon held by that session. It must not
+// hand the lock out, and it frees the row, so the key need not wait for the
+// abandoned session to end.
+func abandonedRetry[M fmt.Stringer](t *testing.T, b Backend[M], mode M, p *Proxy, viaProxy, direct string) {
+	ctx := t.Context()
+	d, other := b.Driver(t, viaProxy, mode), b.Driver(t, direct, mode)
+	req := driver.AcquireRequest{Key: "abandoned-retry-" + mode.String(), Token: "abandoned-retry-token", TTL: 10 * time.Second}
+	warm := driver.AcquireRequest{Key: req.Key + "-warm", Token: "warm-token", TTL: time.Second}
+	if l, err := d.Acquire(ctx, warm); err != nil {
+		t.Fatal(err)
+	} else if err := d.Release(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	p.AbandonNextReply()
+	if l, err := d.Acquire(ctx, req); err == nil {
+		t.Fatalf("Acquire whose reply was cut returned %+v", l)
+	}
+	if !p.Cut() {
+		t.Fatal("no reply was cut")
+	}
+	defer p.EndAbandoned()
+	if l, err := d.Acquire(ctx, req); err == nil {
+		t.Errorf("retried Acquire, with the beacon held by the abandoned session, returned %+v; want no lock", l)
+	} else if !errors.Is(err, driver.ErrRetry) {
+		t.Errorf("retried Acquire: %v; want an error wrapping ErrRetry", err)
+	}
+	l, err := other.Acquire(ctx, driver.AcquireRequest{Key: req.Key, Token: "other-token", TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("the key is not free after the retry released it: %v", err)
+	}
+	other.Release(ctx, l)
 }
