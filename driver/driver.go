@@ -63,8 +63,12 @@ type Lease struct {
 
 // Holder is what Inspect reads about a key.
 type Holder struct {
-	Held  bool          // false: the key is free (the other fields are zero)
-	Token string        // the holder's token, for the portable layer's read-back only
+	Held bool // false: the key is free (the other fields are zero)
+	// Token is the holder's token, for the portable layer's read-back only.
+	// A driver may leave it empty for a lock it could not keep even if the
+	// store still shows it (a session store shows it only for the sessions
+	// it keeps), so that the read-back never hands such a lock out.
+	Token string
 	Fence uint64        // the holder's fence
 	Owner string        // the holder's metadata
 	TTL   time.Duration // remaining time by the store's clock; 0 if unknown
