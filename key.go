@@ -103,10 +103,17 @@ func jitter(d time.Duration) time.Duration {
 // view therefore leaves a margin on the safe side each way.
 func driftMargin(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
 
-// heldUntil is the earliest the store can expire a lock granted or renewed by
-// a request sent at sent: the holder may rely on the lock until then.
+// lossLead is how much before the store can let another holder in the
+// client ends a lock: the loss must be seen (Done closed, the work's context
+// cancelled, the CLI's CMD signalled) first, even when the goroutine that
+// ends it is slow to be scheduled. A tenth of the TTL, at most 50ms.
+func lossLead(ttl time.Duration) time.Duration { return min(ttl/10, 50*time.Millisecond) }
+
+// heldUntil is the local deadline of a lock granted or renewed by a request
+// sent at sent: the earliest the store can expire it, less lossLead. The
+// holder may rely on the lock until then.
 func heldUntil(sent time.Time, ttl time.Duration) time.Time {
-	return sent.Add(ttl - driftMargin(ttl))
+	return sent.Add(ttl - driftMargin(ttl) - lossLead(ttl))
 }
 
 // goneBy is the latest a lock can still be held by a request whose answer was

@@ -119,10 +119,12 @@ func (l *Lock) Err() error {
 
 // Deadline returns the time the lock is certainly held until, by this
 // process's clock: when the last successful renewal (or the acquire) was sent,
-// plus the TTL, less a margin for clock-rate drift (1% + 2ms). The store's
-// own expiry is never earlier. When it passes without a successful renewal,
-// the lock is lost at once (Done closes, Err wraps ErrLost), whatever a call
-// to the store in flight is doing.
+// plus the TTL, less a margin for clock-rate drift (1% + 2ms) and a lead for
+// ending it in time (a tenth of the TTL, at most 50ms). The store's own
+// expiry is never earlier. When it passes without a successful renewal, the
+// lock is lost at once (Done closes, Err wraps ErrLost), whatever a call to
+// the store in flight is doing, so the loss is seen before the store can
+// let another holder in.
 func (l *Lock) Deadline() time.Time {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
