@@ -395,7 +395,7 @@ func definite(err error) bool {
 // its request was last seen). Whenever it cannot hand the lock out (read
 // back as not ours, no answer in time, ctx ended) it gives the token's lock
 // back in the background, since the attempt may still land, and the error
-// wraps ErrLocked (someone else holds the key) or ErrUnavailable.
+// wraps ErrUnavailable: the attempt failed, whoever holds the key now.
 func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, cause error) (driver.Lease, error) {
 	expiry := goneBy(time.Now(), req.TTL)
 	giveBack := func() {
@@ -416,8 +416,10 @@ func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, cause 
 				c.log.Debug("distlock: ambiguous acquire was granted", "key", req.Key, "err", cause)
 				return driver.Lease{Key: req.Key, Token: req.Token, Fence: h.Fence, TTL: req.TTL}, nil
 			case h.Held:
+				// The holder may be this very attempt, on a session the
+				// driver gave up: it is not contention, the attempt failed.
 				giveBack()
-				return driver.Lease{}, fmt.Errorf("%w: outcome unknown, read back: %w", &driver.HeldError{Holder: h}, cause)
+				return driver.Lease{}, fmt.Errorf("%w: outcome unknown, read back: held by %s: %w", ErrUnavailable, ownerOrUnnamed(h.Owner), cause)
 			default:
 				giveBack()
 				return driver.Lease{}, fmt.Errorf("%w: outcome unknown, read back: not held: %w", ErrUnavailable, cause)
@@ -447,6 +449,13 @@ func (c *Client) chaseLater(l driver.Lease, expiry time.Time) {
 		defer c.bg.Done()
 		c.releaseUntil(c.bgCtx, l, fixedHorizon(expiry), c.closing.Done(), true)
 	}()
+}
+
+func ownerOrUnnamed(owner string) string {
+	if owner == "" {
+		return "an unnamed holder"
+	}
+	return owner
 }
 
 // fixedHorizon is a release horizon that does not move.

@@ -170,7 +170,17 @@ func (l *Lock) release(ctx context.Context, reason error) error {
 		return c.wrap("unlock", l.key, err)
 	default:
 		c.releaseLater(lease, l.storeHorizon)
-		l.finish(stateReleased, wrapReason(c, l.key, reason), false)
+		if !l.finish(stateReleased, wrapReason(c, l.key, reason), false) {
+			// The deadline passed while the release was in flight: the
+			// lock was lost, whatever becomes of the release.
+			c.mu.Lock()
+			lerr := l.notHeldLocked()
+			c.mu.Unlock()
+			return c.wrap("unlock", l.key, fmt.Errorf("%w (release: %w)", lerr, err))
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: the release was not confirmed (retrying in the background): %w", ErrUnavailable, err)
+		}
 		return c.wrap("unlock", l.key, err)
 	}
 }

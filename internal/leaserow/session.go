@@ -48,6 +48,7 @@ type SessionStore struct {
 	mu     sync.Mutex
 	held   map[string]*sql.Conn // the beacon's connection, by token
 	closed bool
+	drops  sync.WaitGroup // beacons being let go of in the background
 }
 
 // NewSession makes a SessionStore over s, which must use a session dialect.
@@ -189,7 +190,10 @@ func (s *SessionStore) Renew(ctx context.Context, leases []driver.Lease) ([]erro
 }
 
 // drop lets go of token's beacon, if this Store holds it: unlocked and
-// back to the pool, or if that fails, the connection closed.
+// back to the pool (one round trip, within ctx), or, if that fails or ctx
+// has ended, the connection closed in the background (Close waits for it),
+// so that Release and Renew return by their ctx whatever the beacon's
+// connection is doing.
 func (s *SessionStore) drop(ctx context.Context, token string) {
 	s.mu.Lock()
 	conn := s.held[token]
@@ -198,13 +202,20 @@ func (s *SessionStore) drop(ctx context.Context, token string) {
 	if conn == nil {
 		return
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if s.unlock(uctx, conn, token) != nil {
-		discard(conn)
-		return
+	if ctx.Err() == nil {
+		uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.unlock(uctx, conn, token)
+		cancel()
+		if err == nil {
+			conn.Close()
+			return
+		}
 	}
-	conn.Close()
+	s.drops.Add(1)
+	go func() {
+		defer s.drops.Done()
+		discard(conn)
+	}()
 }
 
 func (s *SessionStore) unlock(ctx context.Context, conn *sql.Conn, token string) error {
@@ -242,6 +253,7 @@ func (s *SessionStore) Close() error {
 	for _, c := range conns {
 		discard(c)
 	}
+	s.drops.Wait()
 	return s.Store.Close()
 }
 
