@@ -20,7 +20,7 @@ type hookDriver struct {
 	fence   uint64
 	zero    bool          // grant fence 0
 	slack   time.Duration // the store keeps locks this much longer than their TTL
-	inspect int  // Inspect calls
+	inspect int           // Inspect calls
 
 	// Hooks, called without mu; nil: none. A hook's non-nil error is the
 	// call's result.
