@@ -34,6 +34,7 @@ var behaviours = []behaviour{
 	{"AnswerLostClaim", "a claim whose answer was lost after it committed is found by read-back: the claimer holds it, and the work runs once", testAnswerLostClaim},
 	{"LateAnswerRenewed", "a claim whose answer arrives after its lease ran out is renewed before Claim returns it: never an expired claim", testLateAnswerRenewed},
 	{"LateReadBack", "a claim whose answer was lost and whose read-back answers with under a third of the lease left is renewed before Claim returns it", testLateReadBack},
+	{"StalledRenewal", "a claim whose renewal gets no answer is lost at its deadline, while the renewal is still in flight", testStalledRenewal},
 	{"LateAnswerTakenOver", "a claim whose answer arrives after another claimer took the key over is not returned: Claim reports the other claim in progress", testLateAnswerTakenOver},
 	{"AnswerLostComplete", "a completion whose answer was lost after it committed is found by read-back: Complete succeeds, and the work runs once", testAnswerLostComplete},
 	{"DoFailureAbandons", "when the work fails, Do abandons the claim and a later Do runs it", testDoFailure},
@@ -554,6 +555,42 @@ func testLateReadBack(t *testing.T, b *backend) {
 	}
 	if err := c.Complete(within(t, 10*time.Second), nil); err != nil {
 		t.Errorf("Complete of the renewed claim: %v", err)
+	}
+}
+
+func testStalledRenewal(t *testing.T, b *backend) {
+	const ttl = 600 * time.Millisecond
+	ctx := within(t, 30*time.Second)
+	in := &injector{}
+	g := b.guardOn(t, b.openDB(t, false, in))
+	if err := g.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := g.Claim(ctx, t.Name(), once.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first renewal's answer is held back until the claim is lost, or
+	// for three TTLs at most.
+	late := make(chan time.Duration, 1)
+	in.armLate("SET expires_at = ", func() {
+		select {
+		case <-c.Done():
+			late <- time.Since(c.Deadline())
+		case <-time.After(3 * ttl):
+			late <- -1
+		}
+	})
+	select {
+	case d := <-late:
+		if d < 0 || d > 100*time.Millisecond {
+			t.Errorf("the claim was lost %v after its deadline while its renewal was in flight (negative: not within 3 TTLs), want within 100ms", d)
+		}
+	case <-time.After(10 * ttl):
+		t.Fatal("no renewal was sent")
+	}
+	if !errors.Is(c.Err(), distlock.ErrLost) {
+		t.Errorf("Err() = %v, want ErrLost", c.Err())
 	}
 }
 

@@ -232,7 +232,7 @@ func (g *Guard) claim(ctx context.Context, key string, cfg claimConfig) (*Claim,
 
 // leaseEnd is the local, conservative end of the lease of x as read at sent.
 func leaseEnd(x row, sent time.Time, ttl time.Duration) time.Time {
-	return sent.Add(min(x.remaining, ttl) - driftMargin(ttl))
+	return sent.Add(min(x.remaining, ttl) - deadlineMargin(ttl))
 }
 
 // renewLate renews, by ttl, the lease of a claim granted too late (x, owned
@@ -345,7 +345,7 @@ func (g *Guard) newClaim(key, token string, cfg claimConfig, x row, sent time.Ti
 	// The lease as the database reported it, from when the request was
 	// sent: the database cannot have started it earlier.
 	lease := min(x.remaining, cfg.ttl)
-	c.deadline = sent.Add(lease - driftMargin(cfg.ttl))
+	c.deadline = sent.Add(lease - deadlineMargin(cfg.ttl))
 	c.nextRenew = sent.Add(lease - 2*c.interval())
 	if err := g.track(c); err != nil {
 		cancel(err)

@@ -401,3 +401,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // driftMargin leaves room for the two clocks ticking at slightly different
 // rates and for expiry kept in whole milliseconds.
 func driftMargin(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
+
+// deadlineMargin is how much before the database can let another claimer in
+// a claim's local deadline falls: the drift margin, and a lead (a tenth of
+// the TTL, at most 50ms) so that the loss is seen in time even when the
+// heartbeat is scheduled late.
+func deadlineMargin(ttl time.Duration) time.Duration {
+	return driftMargin(ttl) + min(ttl/10, 50*time.Millisecond)
+}

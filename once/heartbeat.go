@@ -12,21 +12,35 @@ import (
 func (c *Claim) interval() time.Duration { return c.ttl / 3 }
 
 // heartbeat renews the lease every TTL/3 and ends the claim when it is
-// lost; without auto-renewal it only watches the deadline.
+// lost; without auto-renewal it only watches the deadline. It owns time: a
+// renewal runs beside it, so the claim ends at its deadline whatever the
+// database or the network is doing to a renewal in flight.
 func (c *Claim) heartbeat() {
 	defer c.g.bg.Done()
 	defer c.g.untrack(c)
-	t := time.NewTimer(c.nextWake())
+	t := time.NewTimer(c.nextWake(false))
 	defer t.Stop()
+	var renewed chan struct{} // closed when the renewal in flight is done; nil: none
+	defer func() {
+		if renewed != nil {
+			<-renewed
+		}
+	}()
 	for {
 		select {
 		case <-c.done:
 			return
 		case <-c.kick:
+		case <-renewed:
+			renewed = nil
 		case <-t.C:
-			if c.autoRenew && !time.Now().Before(c.renewAt()) {
+		}
+		if renewed == nil && c.autoRenew && !time.Now().Before(c.renewAt()) {
+			renewed = make(chan struct{})
+			go func(done chan struct{}) {
+				defer close(done)
 				c.renew()
-			}
+			}(renewed)
 		}
 		c.mu.Lock()
 		deadline, last := c.deadline, c.lastErr
@@ -39,7 +53,7 @@ func (c *Claim) heartbeat() {
 			c.end(endLost, err)
 			return
 		}
-		t.Reset(c.nextWake())
+		t.Reset(c.nextWake(renewed != nil))
 	}
 }
 
@@ -50,12 +64,12 @@ func (c *Claim) renewAt() time.Time {
 }
 
 // nextWake is how long the heartbeat sleeps: until the next renewal or the
-// deadline, whichever comes first.
-func (c *Claim) nextWake() time.Duration {
+// deadline, whichever comes first (only the deadline while a renewal runs).
+func (c *Claim) nextWake(renewing bool) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := c.deadline
-	if c.autoRenew && c.nextRenew.Before(next) {
+	if c.autoRenew && !renewing && c.nextRenew.Before(next) {
 		next = c.nextRenew
 	}
 	return max(time.Until(next), 0)
@@ -63,8 +77,9 @@ func (c *Claim) nextWake() time.Duration {
 
 // renew makes one renewal attempt for the heartbeat.
 func (c *Claim) renew() {
-	// A slow answer still counts while the lease lasts.
-	ctx, cancel := context.WithTimeout(c.g.closing, max(c.interval(), time.Until(c.Deadline())))
+	// A slow answer still counts while the lease lasts; one lost on a dead
+	// connection leaves time for a retry.
+	ctx, cancel := context.WithTimeout(c.g.closing, max(min(c.interval(), time.Until(c.Deadline())), time.Millisecond))
 	defer cancel()
 	err := c.extend(ctx)
 	switch {
@@ -115,7 +130,7 @@ func (c *Claim) extend(ctx context.Context) error {
 func (c *Claim) moveDeadline(sent time.Time, lease time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d := sent.Add(lease - driftMargin(c.ttl)); d.After(c.deadline) {
+	if d := sent.Add(lease - deadlineMargin(c.ttl)); d.After(c.deadline) {
 		c.deadline = d
 	}
 	c.nextRenew = sent.Add(c.interval())
