@@ -19,6 +19,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// run, called in process, starts this test binary as CMD's supervisor.
+	superviseIfAsked()
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		removeBinary()
 		os.Exit(code)
