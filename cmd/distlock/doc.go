@@ -94,6 +94,18 @@
 // A process that leaves CMD's group (setsid or setpgid: a daemon) is not
 // stopped with it; a nested distlock run has a supervisor of its own.
 //
+// # Terminals
+//
+// When distlock runs in the foreground of its terminal, CMD's group takes
+// the terminal while CMD runs and gives it back when CMD ends: one Ctrl-C
+// gives CMD one SIGINT (distlock does not see it), and CMD reads the
+// terminal as if it ran alone. Ctrl-Z stops CMD and distlock's job
+// together and gives the terminal back to the shell; fg (or bg) continues
+// both. Another command of distlock's pipeline that reads the terminal
+// (distlock run k -- make | less) stops the job the first time it does,
+// CMD with it; after fg it has the terminal, and Ctrl-C reaches CMD's group
+// through distlock.
+//
 // # Default store path
 //
 // The store is --store, else $DISTLOCK_STORE, else the SQLite file locks.db
@@ -115,10 +127,10 @@
 // supervisor is also a subreaper: grandchildren orphaned inside CMD's tree
 // become its children, not init's, and are reaped as soon as they end.
 //
-// In a terminal, Ctrl-C reaches CMD directly as well as through distlock,
-// so CMD may see SIGINT twice. A stop of distlock (kill -STOP) stops
-// distlock only: CMD runs on while the lock is not renewed, and if the lock
-// is lost meanwhile, distlock stops CMD's group and exits 76 once continued.
+// A stop of distlock that does not come through its terminal (kill -STOP,
+// or kill -TSTP of its job) stops distlock only: CMD runs on while the lock
+// is not renewed, and if the lock is lost meanwhile, distlock stops CMD's
+// group and exits 76 once continued.
 //
 // On Windows CMD runs as a plain child: signals, a loss and the end of CMD
 // reach CMD only, not the processes it starts; if distlock itself is killed

@@ -31,7 +31,8 @@ func startDistlock(t *testing.T, args ...string) *proc {
 	p.cmd = exec.Command(distlockBinary(t), args...)
 	p.cmd.Env = testEnv()
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	// No controlling terminal, wherever the tests run.
+	// No controlling terminal, wherever the tests run: the terminal's tests
+	// bring their own.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	p.cmd.WaitDelay = 5 * time.Second // a stray grandchild must not hang the test
 	if err := p.cmd.Start(); err != nil {

@@ -90,7 +90,10 @@ func writeHelp(w io.Writer, getenv func(string) string) {
   lock is released only once the group is empty: no process of CMD's group
   runs after the lock is given back. If distlock itself dies, even by
   kill -9, the supervisor kills the whole group. A process that leaves the
-  group (setsid: a daemon) is not stopped with it.`
+  group (setsid: a daemon) is not stopped with it.
+  In the foreground of a terminal, CMD's group has the terminal while CMD
+  runs: one Ctrl-C gives CMD one SIGINT, and CMD can read the terminal.
+  Ctrl-Z stops CMD and distlock's job together; fg continues both.`
 	if !supervisedTree {
 		tree = `On this platform signals, a loss and the end of CMD reach CMD only, not
   the processes it starts; if distlock itself is killed (kill -9, a crash),
@@ -173,10 +176,9 @@ Store:
   coordinate machines.
 
 Platform notes:
-  In a terminal, Ctrl-C reaches CMD directly as well as through distlock,
-  so CMD may see SIGINT twice. A stop of distlock (kill -STOP) stops
-  distlock only: CMD runs on while the lock is not renewed. On Windows CMD
-  cannot be sent SIGTERM: a lost lock kills it at once.
+  A stop of distlock that does not come through its terminal (kill -STOP)
+  stops distlock only: CMD runs on while the lock is not renewed. On
+  Windows CMD cannot be sent SIGTERM: a lost lock kills it at once.
 `,
 		distlock.DefaultTTL, defaultGrace, exitLost, tree,
 		exitOK, exitUsage, exitUnavailable, exitLocked, exitLost, exitCannotExec, exitNotFound, exitSignalBase,

@@ -92,6 +92,17 @@ func superviseCMD(foreground bool, argv []string) int {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if foreground {
+		// Unless distlock's group has lost the terminal since it asked
+		// (Ctrl-Z while this process started): CMD would take it from the
+		// shell. distlock gives it to CMD's group when continued.
+		tty := os.NewFile(supervisorTTYFD, "tty")
+		fg, err := foregroundGroup(tty)
+		parentGroup, _ := syscall.Getpgid(os.Getppid())
+		cmd.SysProcAttr.Foreground = err == nil && fg == parentGroup
+		cmd.SysProcAttr.Ctty = supervisorTTYFD
+	}
+
 	var mu sync.Mutex
 	group := 0 // CMD's process group, once started
 	go func() {

@@ -9,10 +9,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // supervisedTree reports whether CMD runs in a process group of its own
@@ -26,6 +29,13 @@ type tree struct {
 	sup   *exec.Cmd // the supervisor, CMD's parent
 	life  *os.File  // the write end of the supervisor's life pipe: never written
 	group int       // CMD's process group (CMD's pid)
+
+	// tty is distlock's controlling terminal, or nil. jobControl is whether
+	// distlock's process group is a job that the shell can stop and
+	// continue (not the group of the session's leader), so that a CMD
+	// stopped from the terminal stops distlock too.
+	tty        *os.File
+	jobControl bool
 
 	endedC chan struct{} // closed when CMD has ended
 	goneC  chan struct{} // closed when the supervisor has exited
@@ -54,6 +64,17 @@ func startTree(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) (*
 	}
 	t := &tree{life: lifeW, endedC: make(chan struct{}), goneC: make(chan struct{})}
 	mode, files := supervisorBackground, []*os.File{lifeR, reportW}
+	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
+		t.tty = tty
+		sid, _ := unix.Getsid(0)
+		t.jobControl = sid != syscall.Getpgrp()
+		if fg, err := foregroundGroup(tty); err == nil && fg == syscall.Getpgrp() {
+			// distlock has the terminal: CMD's group takes it, so that the
+			// terminal's signals (Ctrl-C) reach CMD's group, once, and CMD
+			// can read the terminal.
+			mode, files = supervisorForeground, append(files, tty)
+		}
+	}
 	t.sup = &exec.Cmd{
 		Path:        exe,
 		Args:        append([]string{supervisorArg0, mode}, argv...),
@@ -70,6 +91,7 @@ func startTree(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) (*
 	if err != nil {
 		lifeW.Close()
 		reportR.Close()
+		t.closeTTY()
 		return nil, fmt.Errorf("cannot start distlock's supervisor %s: %w", exe, err)
 	}
 
@@ -79,12 +101,18 @@ func startTree(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) (*
 		reportR.Close()
 		lifeW.Close()
 		waitErr := t.sup.Wait()
+		t.closeTTY()
 		if err == nil && first.kind == "failed" {
 			return nil, &startError{code: first.n, msg: first.text}
 		}
 		return nil, fmt.Errorf("distlock's supervisor ended before starting CMD (%v)", waitErr)
 	}
 	t.group = first.n
+	if t.tty != nil {
+		// distlock's own writes to the terminal, and its tcsetpgrp calls,
+		// must not stop it while CMD's group has the terminal.
+		signal.Ignore(syscall.SIGTTOU)
+	}
 	go t.watch(reports, reportR)
 	return t, nil
 }
@@ -121,7 +149,9 @@ func readReport(r *bufio.Reader) (report, error) {
 	return report{kind: kind, n: int(n), text: text}, nil
 }
 
-// watch follows the supervisor's reports until it exits.
+// watch follows the supervisor's reports until it exits, keeps distlock's
+// job and CMD's group stopping and continuing together, and gives the
+// terminal back when CMD ends.
 func (t *tree) watch(r *bufio.Reader, reportR *os.File) {
 	reports := make(chan report)
 	go func() {
@@ -134,6 +164,22 @@ func (t *tree) watch(r *bufio.Reader, reportR *os.File) {
 			reports <- rep
 		}
 	}()
+	var jobSigs chan os.Signal
+	if t.jobControl {
+		// SIGTSTP stays at its default: it stops distlock.
+		jobSigs = make(chan os.Signal, 4)
+		signal.Notify(jobSigs, syscall.SIGCONT, syscall.SIGTTIN)
+		defer signal.Stop(jobSigs)
+	}
+	// How distlock's job came to be stopped with CMD's group, so that the
+	// next SIGCONT continues both: by CMD's group stopping (then CMD had the
+	// terminal, or wanted it), or by the job's.
+	const (
+		running = iota
+		stoppedByCMD
+		stoppedByJob
+	)
+	stopped := running
 	ended := false
 	for !ended || reports != nil {
 		select {
@@ -142,10 +188,50 @@ func (t *tree) watch(r *bufio.Reader, reportR *os.File) {
 			case !ok:
 				reports = nil
 				ended = true // if not yet, never
+			case rep.kind == "stopped" && t.tty != nil && isTerminalStop(syscall.Signal(rep.n)):
+				if !t.jobControl {
+					// No shell can continue distlock: a stop from the
+					// terminal would be for good. The kernel ignores
+					// such stops in a group without a job-control
+					// parent; so does distlock.
+					syscall.Kill(-t.group, syscall.SIGCONT)
+					continue
+				}
+				// CMD's group was stopped from the terminal (Ctrl-Z, or a
+				// read in the background): stop distlock's job, as the
+				// terminal would have had CMD been in it; the shell then
+				// takes the terminal.
+				stopped = stoppedByCMD
+				syscall.Kill(0, syscall.SIGTSTP)
 			case rep.kind == "exited" && !ended:
+				t.giveTerminalBack()
 				t.ws, t.left = syscall.WaitStatus(rep.n), rep.text == "true"
 				ended = true
 				close(t.endedC)
+			}
+		case s := <-jobSigs:
+			switch {
+			case s == syscall.SIGTTIN:
+				// A neighbour in distlock's pipeline read the terminal,
+				// and the job stops: CMD's group stops with it, so that it
+				// does not run on while the lock is not renewed. Both by
+				// SIGSTOP: distlock catches SIGTTIN, and CMD's stop is
+				// then not taken for one from the terminal.
+				stopped = stoppedByJob
+				syscall.Kill(-t.group, syscall.SIGSTOP)
+				syscall.Kill(syscall.Getpid(), syscall.SIGSTOP)
+			default:
+				// Continued in the terminal's foreground (fg): CMD's group
+				// takes the terminal, unless a neighbour stopped the job
+				// to read it. (Also when distlock was stopped before CMD
+				// could take it.)
+				if fg, err := foregroundGroup(t.tty); err == nil && fg == syscall.Getpgrp() && stopped != stoppedByJob && !ended {
+					setForegroundGroup(t.tty, t.group)
+				}
+				if stopped != running {
+					stopped = running
+					syscall.Kill(-t.group, syscall.SIGCONT)
+				}
 			}
 		}
 	}
@@ -164,7 +250,41 @@ func (t *tree) watch(r *bufio.Reader, reportR *os.File) {
 		syscall.Kill(-t.group, syscall.SIGKILL)
 		t.err = fmt.Errorf("distlock's supervisor of CMD (pid %d) ended before CMD: %v; CMD's process group was killed", t.sup.Process.Pid, t.err)
 	}
+	if t.tty != nil {
+		t.giveTerminalBack()
+		signal.Reset(syscall.SIGTTOU)
+		t.closeTTY()
+	}
 	close(t.goneC)
+}
+
+func isTerminalStop(s syscall.Signal) bool {
+	return s == syscall.SIGTSTP || s == syscall.SIGTTIN || s == syscall.SIGTTOU
+}
+
+// giveTerminalBack makes distlock's group the terminal's foreground again
+// if CMD's group still has it.
+func (t *tree) giveTerminalBack() {
+	if t.tty == nil {
+		return
+	}
+	if fg, err := foregroundGroup(t.tty); err == nil && fg == t.group {
+		setForegroundGroup(t.tty, syscall.Getpgrp())
+	}
+}
+
+func (t *tree) closeTTY() {
+	if t.tty != nil {
+		t.tty.Close()
+	}
+}
+
+func foregroundGroup(tty *os.File) (int, error) {
+	return unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP)
+}
+
+func setForegroundGroup(tty *os.File, group int) error {
+	return unix.IoctlSetPointerInt(int(tty.Fd()), unix.TIOCSPGRP, group)
 }
 
 // ended is closed when CMD has ended; result is then valid.
