@@ -115,6 +115,23 @@ func runCLIWith(ctx context.Context, stdin io.Reader, stderr interface {
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
+// startCLI calls run in process in the background; wait returns its
+// result, failing the test if run has not returned within timeout.
+func startCLI(t *testing.T, args ...string) (wait func(timeout time.Duration) result) {
+	done := make(chan result, 1)
+	go func() { done <- runCLIWith(t.Context(), nil, &syncBuffer{}, args...) }()
+	return func(timeout time.Duration) result {
+		t.Helper()
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(timeout):
+			t.Fatalf("distlock %q did not return within %v", args, timeout)
+			return result{}
+		}
+	}
+}
+
 // sqliteStore returns the URL of a fresh SQLite store in a temporary directory.
 func sqliteStore(t *testing.T) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "locks.db")

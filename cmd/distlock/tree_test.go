@@ -183,3 +183,23 @@ func TestE2ESignalsReachCMDsChildren(t *testing.T) {
 		})
 	}
 }
+
+// If the supervisor dies before CMD (killed on its own), nobody watches
+// CMD's group any more: distlock kills it, says so, and releases the lock.
+func TestRunSupervisorKilled(t *testing.T) {
+	t.Parallel()
+	store, pidFile := sqliteStore(t), filepath.Join(t.TempDir(), "pid")
+	wait := startCLI(t, "run", "--store", store, "k", "--", "sh", "-c", `echo $PPID > "$1.supervisor"; `+treeScript, "sh", pidFile)
+	pid, grandchild, _ := startedTree(t, pidFile)
+	supervisor := pidIn(t, pidFile+".supervisor")
+	if err := syscall.Kill(supervisor, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(20 * time.Second); r.code != 1 || !strings.Contains(r.stderr, "supervisor of CMD") || !strings.Contains(r.stderr, "process group was killed") {
+		t.Errorf("want exit 1 and the supervisor's death reported; got %v", r)
+	}
+	eventually(t, 10*time.Second, "CMD and its grandchild to be killed", func() bool { return !alive(pid) && !alive(grandchild) })
+	if !isFree(t, store, "k") {
+		t.Error("the lock is still held after distlock returned")
+	}
+}

@@ -236,20 +236,22 @@ func (t *tree) watch(r *bufio.Reader, reportR *os.File) {
 		}
 	}
 	reportR.Close()
-	t.err = t.sup.Wait()
-	t.life.Close()
 	select {
 	case <-t.endedC:
+		t.err = t.sup.Wait()
 		var exitErr *exec.ExitError
 		if errors.As(t.err, &exitErr) {
 			t.err = nil // the supervisor's own status says nothing about CMD
 		}
 	default:
 		// The supervisor died without telling how CMD ended: nobody
-		// watches CMD's group any more.
+		// watches CMD's group any more. (Killed first: Wait waits for
+		// CMD's output, which the group may hold.)
 		syscall.Kill(-t.group, syscall.SIGKILL)
-		t.err = fmt.Errorf("distlock's supervisor of CMD (pid %d) ended before CMD: %v; CMD's process group was killed", t.sup.Process.Pid, t.err)
+		t.err = fmt.Errorf("distlock's supervisor of CMD (pid %d) ended before CMD (%v); CMD's process group was killed",
+			t.sup.Process.Pid, t.sup.Wait())
 	}
+	t.life.Close()
 	if t.tty != nil {
 		t.giveTerminalBack()
 		signal.Reset(syscall.SIGTTOU)
