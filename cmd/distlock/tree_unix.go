@@ -110,7 +110,9 @@ func startTree(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) (*
 	t.group = first.n
 	if t.tty != nil {
 		// distlock's own writes to the terminal, and its tcsetpgrp calls,
-		// must not stop it while CMD's group has the terminal.
+		// must not stop it while CMD's group has the terminal. For good:
+		// os/signal cannot restore the default, and distlock starts no
+		// other process.
 		signal.Ignore(syscall.SIGTTOU)
 	}
 	go t.watch(reports, reportR)
@@ -254,7 +256,6 @@ func (t *tree) watch(r *bufio.Reader, reportR *os.File) {
 	t.life.Close()
 	if t.tty != nil {
 		t.giveTerminalBack()
-		signal.Reset(syscall.SIGTTOU)
 		t.closeTTY()
 	}
 	close(t.goneC)
