@@ -17,19 +17,21 @@
 // once; --wait 30s gives up after 30 seconds. When stderr is a terminal it
 // says once what it waits for and who holds the lock (owner, fence, time
 // left). It then runs CMD with its arguments exactly as given, without a
-// shell, renewing the lock every TTL/3 (--ttl, default 15s) while CMD runs.
-// When CMD exits the lock is released and distlock exits with CMD's status.
+// shell, in a process group of its own, renewing the lock every TTL/3
+// (--ttl, default 15s) while CMD runs. When CMD exits the lock is released
+// and distlock exits with CMD's status.
 //
-// SIGINT, SIGTERM and SIGHUP received while CMD runs are passed on to CMD,
-// and distlock keeps waiting for CMD to exit. Received while distlock still
-// waits for the lock, they end the wait, with status 128+N (130 for SIGINT).
-// Signals distlock was started with ignored (nohup) stay ignored, for CMD
-// too.
+// SIGINT, SIGTERM and SIGHUP received while CMD runs are passed on to CMD's
+// process group, once each, and distlock keeps waiting for CMD to exit.
+// Received while distlock still waits for the lock, they end the wait, with
+// status 128+N (130 for SIGINT). Signals distlock was started with ignored
+// (nohup) stay ignored, for CMD too.
 //
 // If the lock is lost while CMD runs (the store expired or reassigned it:
 // distlock was paused, or could not reach the store for a whole TTL),
-// distlock says so on stderr, naming the key and the cause, sends CMD
-// SIGTERM, then SIGKILL after --grace (default 10s), and exits 76.
+// distlock says so on stderr, naming the key and the cause, sends CMD's
+// process group SIGTERM, then SIGKILL after --grace (default 10s), and
+// exits 76 once the group is empty.
 //
 // status prints whether KEY is held and, if so, the holder's owner
 // metadata, its fence and the time left by the store's clock. It exits 0
@@ -72,6 +74,38 @@
 // fence lower than one it has already seen: that makes a holder that lost
 // its lock while paused harmless.
 //
+// # CMD's process tree
+//
+// Whatever distlock does to CMD it does to CMD's process group: CMD and
+// what it starts, a script's pg_dump | gzip as well as the sleep of
+// sh -c 'sleep 300 & wait'. A supervisor runs the group: distlock itself,
+// re-executed as CMD's parent (ps shows it as distlock-supervisor).
+//
+//   - Signals passed on, and the SIGTERM and SIGKILL of a loss, reach the
+//     whole group.
+//   - When CMD exits, what is left of its group (a background grandchild)
+//     gets SIGTERM, then SIGKILL after --grace, and the lock is released
+//     only once the group is empty: no process of CMD's group runs after
+//     the lock is given back. distlock still exits with CMD's status.
+//   - If distlock itself dies, even by kill -9, the supervisor kills the
+//     whole group (SIGKILL) at once and exits, so that no process of it
+//     runs on without the lock being renewed.
+//
+// A process that leaves CMD's group (setsid or setpgid: a daemon) is not
+// stopped with it; a nested distlock run has a supervisor of its own.
+//
+// # Terminals
+//
+// When distlock runs in the foreground of its terminal, CMD's group takes
+// the terminal while CMD runs and gives it back when CMD ends: one Ctrl-C
+// gives CMD one SIGINT (distlock does not see it), and CMD reads the
+// terminal as if it ran alone. Ctrl-Z stops CMD and distlock's job
+// together and gives the terminal back to the shell; fg (or bg) continues
+// both. Another command of distlock's pipeline that reads the terminal
+// (distlock run k -- make | less) stops the job the first time it does,
+// CMD with it; after fg it has the terminal, and Ctrl-C reaches CMD's group
+// through distlock.
+//
 // # Default store path
 //
 // The store is --store, else $DISTLOCK_STORE, else the SQLite file locks.db
@@ -89,16 +123,17 @@
 //
 // # Platform notes
 //
-// On Linux, CMD is started with a parent-death signal (SIGKILL): if distlock
-// dies, even by kill -9, the kernel kills CMD, so CMD never runs on without
-// its lock being renewed. On other platforms there is no such signal: CMD is
-// still stopped when the lock is lost while distlock runs, but if distlock
-// itself is killed (kill -9, a crash), CMD runs on until it ends while the
-// lock expires after its TTL.
+// The process group and its supervisor work on every Unix. On Linux the
+// supervisor is also a subreaper: grandchildren orphaned inside CMD's tree
+// become its children, not init's, and are reaped as soon as they end.
 //
-// Signals go to CMD's process, not to the processes CMD starts: a shell
-// script given as CMD should exec its last command or pass signals on. In a
-// terminal, Ctrl-C reaches CMD directly as well as through distlock, so CMD
-// may see SIGINT twice. On Windows CMD cannot be sent SIGTERM: a lost lock
-// kills it at once.
+// A stop of distlock that does not come through its terminal (kill -STOP,
+// or kill -TSTP of its job) stops distlock only: CMD runs on while the lock
+// is not renewed, and if the lock is lost meanwhile, distlock stops CMD's
+// group and exits 76 once continued.
+//
+// On Windows CMD runs as a plain child: signals, a loss and the end of CMD
+// reach CMD only, not the processes it starts; if distlock itself is killed
+// (kill -9, a crash), CMD runs on until it ends while the lock expires after
+// its TTL. CMD cannot be sent SIGTERM there: a lost lock kills it at once.
 package main

@@ -29,7 +29,11 @@ func startDistlock(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(distlockBinary(t), args...)
+	p.cmd.Env = testEnv()
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	// No controlling terminal, wherever the tests run: the terminal's tests
+	// bring their own.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	p.cmd.WaitDelay = 5 * time.Second // a stray grandchild must not hang the test
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -44,6 +48,13 @@ func startDistlock(t *testing.T, args ...string) *proc {
 		<-p.done
 	})
 	return p
+}
+
+// testEnv is the environment of the distlock processes the tests start:
+// this one's, except that a -race build does not sleep a second at exit (as
+// it does by default, for other threads' reports).
+func testEnv() []string {
+	return append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 }
 
 // wait returns the exit status the shell would report (128+N for signal N).
@@ -148,37 +159,7 @@ func TestE2EHeldLockExits75(t *testing.T) {
 	}
 }
 
-// (b) kill -9 of distlock kills its CMD too (Linux's parent-death signal),
-// and a waiter takes the lock once its TTL has run out.
-func TestE2EKill9KillsCMD(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skipf("on %s a killed distlock leaves CMD running (documented); the parent-death signal is Linux only", runtime.GOOS)
-	}
-	t.Parallel()
-	store, pidFile := sqliteStore(t), filepath.Join(t.TempDir(), "pid")
-	holder := startDistlock(t, "run", "--store", store, "--ttl", "2s", "k", "--", "sh", "-c", cmdScript, "sh", pidFile)
-	pid, fence := startedCMD(t, pidFile)
-	waiter := startDistlock(t, "run", "--store", store, "k", "--", "sh", "-c", `echo "$DISTLOCK_FENCE"`)
-
-	killed := time.Now()
-	if err := holder.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if code := holder.wait(t, 20*time.Second); code != 128+9 {
-		t.Errorf("holder: want death by SIGKILL; got %d", code)
-	}
-	eventually(t, 20*time.Second, fmt.Sprintf("CMD (pid %d) to die with distlock", pid), func() bool { return !alive(pid) })
-
-	if code := waiter.wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("waiter: want exit 0; got %d\n%v", code, waiter)
-	}
-	if f := fenceOf(t, waiter); f <= fence {
-		t.Errorf("waiter's fence %d is not above the killed holder's %d", f, fence)
-	}
-	t.Logf("waiter took the lock %v after the kill (TTL 2s)", time.Since(killed).Round(100*time.Millisecond))
-}
-
-// (c) A holder paused (SIGSTOP) past its TTL loses the lock to another run,
+// (b) A holder paused (SIGSTOP) past its TTL loses the lock to another run,
 // which gets a higher fence; when it resumes it stops its CMD and exits 76.
 func TestE2ESIGSTOPLosesLock(t *testing.T) {
 	t.Parallel()
@@ -211,7 +192,7 @@ func TestE2ESIGSTOPLosesLock(t *testing.T) {
 	eventually(t, 10*time.Second, "the holder's CMD to be gone", func() bool { return !alive(pid) })
 }
 
-// (d) SIGTERM, SIGINT and SIGHUP sent to distlock reach CMD; distlock waits
+// (c) SIGTERM, SIGINT and SIGHUP sent to distlock reach CMD; distlock waits
 // for CMD and exits with its status.
 func TestE2ESignalsForwarded(t *testing.T) {
 	t.Parallel()

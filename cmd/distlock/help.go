@@ -53,9 +53,15 @@ Takes the lock KEY (waiting for it as --wait says), runs CMD with its
 arguments exactly as given (no shell) while renewing the lock, releases the
 lock when CMD exits, and exits with CMD's status. Flags come before KEY.
 CMD's environment gains DISTLOCK_KEY and DISTLOCK_FENCE.
-
-Flags:
 `)
+	if supervisedTree {
+		fmt.Fprint(w, `
+CMD runs in a process group of its own: signals passed on and a lost lock
+reach what CMD starts too, and when CMD exits, what is left of its group
+gets SIGTERM, then SIGKILL --grace later, before the lock is released.
+`)
+	}
+	fmt.Fprint(w, "\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fmt.Fprint(w, "\nRun 'distlock help' for exit codes, signals and the default store.\n")
@@ -82,11 +88,21 @@ func writeHelp(w io.Writer, getenv func(string) string) {
 	} else {
 		defaultStore = sqliteURL(runtime.GOOS, file)
 	}
-	stopped := `If distlock itself dies, even by kill -9, the kernel kills CMD
-  (Linux's parent-death signal), so CMD never runs on unprotected.`
-	if !parentDeathSignal {
-		stopped = `On this platform, if distlock itself is killed (kill -9, a crash), CMD
-  runs on until it ends while the lock expires after its TTL.`
+	tree := `CMD runs in a process group of its own, under distlock's supervisor
+  (ps: distlock-supervisor), and all of the above reaches the whole group,
+  grandchildren included. When CMD exits, what is left of its group (a
+  background grandchild) gets SIGTERM, then SIGKILL --grace later, and the
+  lock is released only once the group is empty: no process of CMD's group
+  runs after the lock is given back. If distlock itself dies, even by
+  kill -9, the supervisor kills the whole group. A process that leaves the
+  group (setsid: a daemon) is not stopped with it.
+  In the foreground of a terminal, CMD's group has the terminal while CMD
+  runs: one Ctrl-C gives CMD one SIGINT, and CMD can read the terminal.
+  Ctrl-Z stops CMD and distlock's job together; fg continues both.`
+	if !supervisedTree {
+		tree = `On this platform signals, a loss and the end of CMD reach CMD only, not
+  the processes it starts; if distlock itself is killed (kill -9, a crash),
+  CMD runs on until it ends while the lock expires after its TTL.`
 	}
 	fmt.Fprintf(w, `distlock runs a command while it holds a distributed lock: flock(1) for
 cron jobs and deploy steps that run on several machines.
@@ -108,12 +124,12 @@ run
   waits for and who holds the lock. While CMD runs, the lock is renewed every
   TTL/3 (--ttl, default %v). CMD is executed directly, without a shell, with
   DISTLOCK_KEY and DISTLOCK_FENCE added to the environment. SIGINT, SIGTERM
-  and SIGHUP are passed on to CMD, and distlock waits for CMD to exit; while
-  distlock waits for the lock, they end the wait. When CMD exits the lock is
-  released and distlock exits with CMD's status. If the lock is lost while
-  CMD runs (the store expired or reassigned it: distlock was paused, or the
-  store was unreachable for a whole TTL), distlock says so, sends CMD SIGTERM,
-  SIGKILL --grace later (default %v), and exits %d.
+  and SIGHUP are passed on to CMD, once each, and distlock waits for CMD to
+  exit; while distlock waits for the lock, they end the wait. When CMD exits
+  the lock is released and distlock exits with CMD's status. If the lock is
+  lost while CMD runs (the store expired or reassigned it: distlock was
+  paused, or the store was unreachable for a whole TTL), distlock says so,
+  sends CMD SIGTERM, SIGKILL --grace later (default %v), and exits %d.
   %s
 
 status
@@ -172,13 +188,11 @@ Store:
   coordinate machines.
 
 Platform notes:
-  Signals go to CMD's process, not to processes CMD starts: a shell script
-  given as CMD should exec its last command or pass signals on. In a
-  terminal, Ctrl-C reaches CMD directly as well as through distlock, so CMD
-  may see SIGINT twice. On Windows CMD cannot be sent SIGTERM: a lost lock
-  kills it at once.
+  A stop of distlock that does not come through its terminal (kill -STOP)
+  stops distlock only: CMD runs on while the lock is not renewed. On
+  Windows CMD cannot be sent SIGTERM: a lost lock kills it at once.
 `,
-		distlock.DefaultTTL, defaultGrace, exitLost, stopped,
+		distlock.DefaultTTL, defaultGrace, exitLost, tree,
 		exitOK, exitUsage, exitUnavailable, exitLocked, exitLost, exitCannotExec, exitNotFound, exitSignalBase,
 		defaultStore, strings.Join(distlock.Schemes(), ", "))
 }

@@ -19,6 +19,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// run, called in process, starts this test binary as CMD's supervisor.
+	superviseIfAsked()
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		removeBinary()
 		os.Exit(code)
@@ -111,6 +113,23 @@ func runCLIWith(ctx context.Context, stdin io.Reader, stderr interface {
 	var stdout syncBuffer
 	code := run(ctx, args, stdin, &stdout, stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// startCLI calls run in process in the background; wait returns its
+// result, failing the test if run has not returned within timeout.
+func startCLI(t *testing.T, args ...string) (wait func(timeout time.Duration) result) {
+	done := make(chan result, 1)
+	go func() { done <- runCLIWith(t.Context(), nil, &syncBuffer{}, args...) }()
+	return func(timeout time.Duration) result {
+		t.Helper()
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(timeout):
+			t.Fatalf("distlock %q did not return within %v", args, timeout)
+			return result{}
+		}
+	}
 }
 
 // sqliteStore returns the URL of a fresh SQLite store in a temporary directory.

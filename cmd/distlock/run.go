@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"slices"
 	"strconv"
@@ -76,7 +75,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	if l == nil {
 		return code
 	}
-	return c.supervise(ctx, l, o, sigs)
+	return c.runCMD(ctx, l, o, sigs)
 }
 
 // parseRun parses "distlock run" arguments. On a mistake, or for -h, it
@@ -148,7 +147,7 @@ func runFlags(o *runOptions) *flag.FlagSet {
 	fs.StringVar(&o.store, "store", "", "store `URL` (default: $DISTLOCK_STORE, else the default SQLite store)")
 	fs.DurationVar(&o.ttl, "ttl", distlock.DefaultTTL, "lock `TTL`: how long the lock outlives a holder that stops renewing it")
 	fs.Var(&o.wait, "wait", "how long to wait for the lock: a `duration`, 0 to try once, or forever (default forever)")
-	fs.DurationVar(&o.grace, "grace", defaultGrace, "if the lock is lost, the `time` CMD gets between SIGTERM and SIGKILL")
+	fs.DurationVar(&o.grace, "grace", defaultGrace, "the `time` between SIGTERM and SIGKILL to CMD's process group when the lock is lost, and to what CMD leaves behind")
 	fs.StringVar(&o.owner, "owner", "", "metadata stored with the lock and shown by status (default host:pid)")
 	return fs
 }
@@ -259,18 +258,16 @@ func describeHolder(st distlock.Status) string {
 	return who + " (" + strings.Join(details, ", ") + ")"
 }
 
-// supervise runs CMD while l is held and returns distlock's exit status.
-func (c *cli) supervise(ctx context.Context, l *distlock.Lock, o *runOptions, sigs <-chan os.Signal) int {
+// runCMD runs CMD's tree while l is held and returns distlock's exit status.
+func (c *cli) runCMD(ctx context.Context, l *distlock.Lock, o *runOptions, sigs <-chan os.Signal) int {
 	if err := l.Err(); err != nil {
 		c.errorf("lock %q lost before CMD started: %s", o.key, trimPrefix(err))
 		return exitLost
 	}
-	cmd := exec.Command(o.argv[0], o.argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.stdin, c.stdout, c.stderr
-	cmd.Env = append(cmd.Environ(),
+	env := append(os.Environ(),
 		"DISTLOCK_KEY="+o.key,
 		"DISTLOCK_FENCE="+strconv.FormatUint(l.Fence(), 10))
-	waited, err := startChild(cmd)
+	t, err := startTree(o.argv, env, c.stdin, c.stdout, c.stderr)
 	if err != nil {
 		c.errorf("cannot run %s: %v", o.argv[0], err)
 		c.release(ctx, l)
@@ -281,62 +278,80 @@ func (c *cli) supervise(ctx context.Context, l *distlock.Lock, o *runOptions, si
 		lost     error
 		lockDone = l.Done()
 		ctxDone  = ctx.Done()
-		kill     *time.Timer
-		killC    <-chan time.Time
-		waitErr  error
+		ended    = t.ended()
+		stopping bool
+		timer    *time.Timer // SIGKILL after --grace, then the end of the wait for the group to empty
+		timerC   <-chan time.Time
+		killed   bool
 	)
-	// stop sends SIGTERM now and SIGKILL after the grace period.
+	// stop sends CMD's group SIGTERM now and SIGKILL after the grace period.
 	stop := func() {
-		if kill != nil {
+		if stopping {
 			return
 		}
-		terminate(cmd.Process)
-		kill = time.NewTimer(o.grace)
-		killC = kill.C
+		stopping = true
+		t.terminate()
+		timer = time.NewTimer(o.grace)
+		timerC = timer.C
 	}
 	defer func() {
-		if kill != nil {
-			kill.Stop()
+		if timer != nil {
+			timer.Stop()
 		}
 	}()
 wait:
 	for {
 		select {
-		case waitErr = <-waited:
+		case <-ended:
+			ended = nil
+			if status, left := t.result(); left && !stopping {
+				c.errorf("CMD ended with status %d and left processes in its group; stopping them (SIGTERM, then SIGKILL after %v)",
+					status, o.grace)
+				stop()
+			}
+		case <-t.gone():
 			break wait
 		case s := <-sigs:
-			if err := cmd.Process.Signal(s); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			if err := t.signal(s); err != nil {
 				c.errorf("warning: cannot pass %v on to CMD: %v", s, err)
 			}
 		case <-lockDone:
 			lockDone = nil
 			if err := l.Err(); err != nil {
 				lost = err
+				stop() // first: the message could block on a terminal
 				c.errorf("lock %q lost while CMD ran: %s; stopping CMD (SIGTERM, then SIGKILL after %v)",
 					o.key, trimPrefix(err), o.grace)
-				stop()
 			}
 		case <-ctxDone:
 			// Only in-process callers cancel ctx: treat it like SIGTERM
 			// from a supervisor.
 			ctxDone = nil
 			stop()
-		case <-killC:
-			killC = nil
-			cmd.Process.Kill()
+		case <-timerC:
+			if killed {
+				// Killed processes that linger (in an uninterruptible
+				// sleep) run no more of their code.
+				c.errorf("warning: processes of CMD's group remain %v after SIGKILL; not waiting for them", killWait)
+				t.abandon()
+				<-t.gone()
+				break wait
+			}
+			killed = true
+			t.kill()
+			timer.Reset(killWait)
 		}
 	}
 
 	status := 1
-	var exitErr *exec.ExitError
-	switch {
-	case cmd.ProcessState == nil:
-		c.errorf("waiting for CMD: %v", waitErr)
-	case waitErr != nil && !errors.As(waitErr, &exitErr):
-		c.errorf("warning: copying CMD's output: %v", waitErr)
-		fallthrough
+	select {
+	case <-t.ended():
+		status, _ = t.result()
+		if err := t.failure(); err != nil {
+			c.errorf("warning: copying CMD's output: %v", err)
+		}
 	default:
-		status = exitStatus(cmd.ProcessState)
+		c.errorf("%v", t.failure())
 	}
 
 	if lost == nil {
@@ -356,6 +371,10 @@ wait:
 	}
 	return status
 }
+
+// killWait is how long distlock waits for CMD's group to empty after
+// SIGKILL before it lets go of it.
+const killWait = 5 * time.Second
 
 // unlock releases l, giving the store a few seconds at most.
 func (c *cli) unlock(ctx context.Context, l *distlock.Lock) error {
