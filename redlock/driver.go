@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
 	"github.com/distlock/distlock/internal/rediswire"
 )
@@ -119,6 +120,7 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 	const (
 		granted = iota
 		locked
+		refused // the node's fence counter holds no fence: nothing taken
 		unsent  // surely had no effect
 		unknown // may have taken the key
 	)
@@ -138,6 +140,8 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 			votes[i] = locked
 			holder = mergeHolder(holder, held.Holder)
 			holderFences = append(holderFences, held.Holder.Fence)
+		case errors.Is(r.err, distlock.ErrInvalid):
+			votes[i] = refused
 		case rediswire.Unsent(r.err):
 			votes[i] = unsent
 		default:
@@ -149,21 +153,28 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 	if grants >= d.quorum {
 		// The fence counters of a majority must stand at fence or above
 		// before it is handed out: any later majority meets that one.
-		var atFence, behind []int
+		// When they do not, it is spread to every node that granted.
+		var grantedIdx []int
+		atFence := 0
 		for i, r := range replies {
 			if votes[i] == granted {
+				grantedIdx = append(grantedIdx, i)
 				if r.v.Fence == fence {
-					atFence = append(atFence, i)
-				} else {
-					behind = append(behind, i)
+					atFence++
 				}
 			}
 		}
-		if len(atFence) < d.quorum {
-			raised, err := d.raiseFences(ctx, timeout, names, req.Token, fence, behind)
-			if len(atFence)+raised < d.quorum {
+		if atFence < d.quorum {
+			raised, err := d.raiseFences(ctx, timeout, ttl, names, req.Token, fence, grantedIdx)
+			standing := 0
+			for k, i := range grantedIdx {
+				if raised[k] || replies[i].v.Fence == fence {
+					standing++
+				}
+			}
+			if standing < d.quorum {
 				failure = fmt.Errorf("redlock: fence %d reached %d of %d nodes, a majority needs %d: %w",
-					fence, len(atFence)+raised, len(d.nodes), d.quorum, err)
+					fence, standing, len(d.nodes), d.quorum, err)
 			}
 		}
 		if failure == nil {
@@ -187,17 +198,20 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 	stillHeld := d.releaseOn(ctx, ttl, names, req.Token, giveBack)
 
 	n, q := len(d.nodes), d.quorum
-	unreachable, failed := 0, 0
+	unreachable, failed, refusals := 0, 0, 0
 	for _, v := range votes {
 		switch v {
 		case unsent:
 			unreachable++
 			failed++
-		case unknown:
+		case unknown, refused:
 			failed++
 		}
+		if v == refused {
+			refusals++
+		}
 	}
-	failedErr := nodeErrors(d, replies, func(i int) bool { return votes[i] == unsent || votes[i] == unknown })
+	failedErr := nodeErrors(d, replies, func(i int) bool { return votes[i] >= refused })
 	if failure == nil {
 		failure = fmt.Errorf("redlock: %d of %d nodes granted the lock, a majority needs %d", grants, n, q)
 		if failed > 0 {
@@ -212,6 +226,10 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 		// that never reached a majority (see raiseFences); the key is
 		// blocked until its TTL instead, a cost in time, not in safety.
 		return driver.Lease{}, fmt.Errorf("%w: %w (the release got no answer from %d nodes, which may keep the key until its ttl)", driver.ErrRetry, failure, stillHeld)
+	case refusals > n-q:
+		// Too many nodes cannot make a fence for the key: waiting would
+		// not help, an operator must delete the bad counters.
+		return driver.Lease{}, fmt.Errorf("%w: redlock: %d of %d nodes refused the key: %w", distlock.ErrInvalid, refusals, n, failedErr)
 	case unreachable > n-q:
 		// Refused connections alone rule a majority out: the store is
 		// down, waiting would not help.

@@ -9,11 +9,13 @@ type Names struct {
 	// Lock is the lock key itself: prefix+key. Its value is the holder's
 	// token, set with a PX expiry (the scheme redsync and bsm/redislock use).
 	Lock string
-	// Fence is the fence counter: a string key holding an integer, never
-	// given an expiry.
+	// Fence is the fence counter: a string key holding the last fence as
+	// decimal text, expiring FenceKeep after the TTL of the grant that
+	// last set it.
 	Fence string
-	// Meta is a hash about the current holder (fields token, owner, fence),
-	// with the same expiry as Lock.
+	// Meta is a string key about the current holder, JSON
+	// {"token":..., "owner":..., "fence":"<decimal>"}, with the same
+	// expiry as Lock.
 	Meta string
 	// Queue is a list of waiter tokens, oldest first.
 	Queue string

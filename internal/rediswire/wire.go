@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
 )
 
@@ -23,21 +24,55 @@ func Millis(d time.Duration) int64 {
 
 func (n Names) all() []string { return []string{n.Lock, n.Fence, n.Meta, n.Queue, n.Waiters} }
 
+// FenceKeep is how long a fence counter outlives the TTL of the grant that
+// last set it. Under the fence rule (next fence = max(last + 1, the
+// server's clock in microseconds)) a missing counter is safe as soon as the
+// server's clock has passed every fence the counter issued, which it has
+// microseconds after the last grant, unless the clock steps back: keeping
+// the counter this long keeps fences strictly increasing through any step
+// back of the server's clock shorter than FenceKeep, and bounds what a key
+// leaves behind once nobody locks it.
+const FenceKeep = time.Hour
+
+// fenceKeep is FenceKeep, shortened by tests that watch counters expire.
+var fenceKeep = FenceKeep
+
+// CounterExpiry is the expiry, in ms, that a grant with ttl gives the fence
+// counter: ttl, then FenceKeep.
+func CounterExpiry(ttl time.Duration) int64 { return Millis(ttl) + Millis(fenceKeep) }
+
 // Acquire tries once to take n.Lock for token: one EVALSHA (EVAL after a
 // NOSCRIPT reply). It sets the lock with PX ttl if the key is free, or, if the
 // lock already holds token (a retried request), extends it by ttl and returns
 // the lease it holds. A new lease gets a fresh fence. Contention is a
 // *driver.HeldError carrying the holder's remaining TTL and, when the holder
 // took the lock through this scheme, its owner and fence.
-// Errors other than contention are returned as go-redis gave them (see
-// Classify).
+// A fence counter that holds no fence is refused with an error wrapping
+// distlock.ErrInvalid; nothing is then held. Other errors are returned as
+// go-redis gave them (see Classify).
 func Acquire(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration) (driver.Lease, error) {
 	ms := Millis(ttl)
-	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner).Slice()
+	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner, Millis(fenceKeep)).Slice()
 	if err != nil {
-		return driver.Lease{}, err
+		return driver.Lease{}, badFence(n, err)
 	}
 	return acquireResult(n.Lock, token, ms, res)
+}
+
+// badFence names the counter when a script refused a grant because the
+// fence counter holds no fence.
+func badFence(n Names, err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return err
+	}
+	msg, ok := strings.CutPrefix(rerr.Error(), "BADFENCE ")
+	if !ok {
+		return err
+	}
+	msg, _, _ = strings.Cut(msg, " script: ") // the server's note of where
+	return fmt.Errorf("%w: the fence counter %q of lock %q %s, so no fence can be made for it; delete that key to use the lock again (%w)",
+		distlock.ErrInvalid, n.Fence, n.Lock, msg, err)
 }
 
 func acquireResult(key, token string, ms int64, res []any) (driver.Lease, error) {
@@ -90,10 +125,12 @@ func decodeMeta(s string) (meta, bool) {
 
 // Release deletes n.Lock only if it holds token: one EVALSHA. If waiters are
 // queued (see Enqueue), the lock is handed to the oldest live one instead of
-// deleted, and a message naming it is published on n.Channel.
-// driver.ErrNotHeld if the lock does not hold token.
+// deleted, with a new fence, and a message naming it is published on the
+// channel its entry names (n.Channel if none); if the fence counter holds no
+// fence, the lock is deleted instead. driver.ErrNotHeld if the lock does not
+// hold token.
 func Release(ctx context.Context, c redis.Scripter, n Names, token string) error {
-	r, err := releaseScript.Run(ctx, c, n.all(), token, n.Channel).Int64()
+	r, err := releaseScript.Run(ctx, c, n.all(), token, n.Channel, Millis(fenceKeep)).Int64()
 	if err != nil {
 		return err
 	}
@@ -212,9 +249,9 @@ func EnqueueNotify(ctx context.Context, c redis.Scripter, n Names, token, owner,
 		return driver.Lease{}, fmt.Errorf("rediswire: channel %q contains '|'", channel)
 	}
 	ms := Millis(ttl)
-	res, err := enqueueScript.Run(ctx, c, n.all(), token, ms, owner, Millis(lease), channel).Slice()
+	res, err := enqueueScript.Run(ctx, c, n.all(), token, ms, owner, Millis(lease), channel, Millis(fenceKeep)).Slice()
 	if err != nil {
-		return driver.Lease{}, err
+		return driver.Lease{}, badFence(n, err)
 	}
 	return acquireResult(n.Lock, token, ms, res)
 }
@@ -224,7 +261,7 @@ func EnqueueNotify(ctx context.Context, c redis.Scripter, n Names, token, owner,
 // waiter that gives up never holds up the ones behind it. One EVALSHA.
 // It reports whether the lock had been handed to token.
 func Leave(ctx context.Context, c redis.Scripter, n Names, token string) (bool, error) {
-	r, err := leaveScript.Run(ctx, c, n.all(), token, n.Channel).Int64()
+	r, err := leaveScript.Run(ctx, c, n.all(), token, n.Channel, Millis(fenceKeep)).Int64()
 	if err != nil {
 		return false, err
 	}

@@ -1,0 +1,104 @@
+package redlock_test
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/rediswire"
+)
+
+// Every node rolled back to an older snapshot (or failed over to replicas
+// that missed the last writes): each counter one grant behind. The next
+// fence is still above every fence handed out before.
+func TestFenceAboveStaleCounters(t *testing.T) {
+	ctx := t.Context()
+	c := startCluster(t, 3)
+	client := openClient(t, c)
+	names := rediswire.NamesFor("", "k")
+	var last uint64
+	for round := range 3 {
+		l, err := client.TryLock(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Fence() <= last {
+			t.Fatalf("round %d: fence %d, want above the earlier %d", round, l.Fence(), last)
+		}
+		last = l.Fence()
+		if err := l.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range c.admin {
+			if err := a.Set(ctx, names.Fence, strconv.FormatUint(last-1, 10), 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// A fence spread to the nodes that stood below it gives their counters the
+// expiry a grant gives: nothing is left forever.
+func TestRaisedCountersExpire(t *testing.T) {
+	ctx := t.Context()
+	c := startCluster(t, 3)
+	client := openClient(t, c)
+	names := rediswire.NamesFor("", "k")
+	for i, v := range []string{"9000000000000000", "5", "6"} {
+		if err := c.admin[i].Set(ctx, names.Fence, v, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := client.TryLock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Fence() != 9000000000000001 {
+		t.Fatalf("fence %d, want the largest node's next, 9000000000000001", l.Fence())
+	}
+	// The counters stand a second (in microseconds) ahead of the fence, so
+	// that the next grants agree.
+	const want = "9000000001000001"
+	for i, a := range c.admin {
+		v := a.Get(ctx, names.Fence).Val()
+		pttl := a.PTTL(ctx, names.Fence).Val()
+		if v != want || pttl <= rediswire.FenceKeep || pttl > rediswire.FenceKeep+faultTTL {
+			t.Errorf("node %d: counter %q expiring in %v; want %s, expiring in (%v, %v]", i, v, pttl, want, rediswire.FenceKeep, rediswire.FenceKeep+faultTTL)
+		}
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A fence counter that holds no fence makes its node refuse the key. A
+// majority of refusals fails the acquire with ErrInvalid naming them and
+// nothing held; a minority is outvoted.
+func TestCorruptCounters(t *testing.T) {
+	ctx := t.Context()
+	c := startCluster(t, 3)
+	client := openClient(t, c)
+	names := rediswire.NamesFor("", "k")
+	for _, a := range c.admin[:2] {
+		if err := a.Set(ctx, names.Fence, "garbage", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := client.TryLock(ctx, "k")
+	if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), names.Fence) {
+		t.Errorf("TryLock with 2 of 3 counters corrupt: %v; want ErrInvalid naming %s", err, names.Fence)
+	}
+	if n := c.holders(ctx, "", "k"); n != 0 {
+		t.Errorf("the key is held on %d nodes after the refused acquire", n)
+	}
+	c.admin[1].Del(ctx, names.Fence)
+	l, err := client.TryLock(ctx, "k")
+	if err != nil || l.Fence() == 0 {
+		t.Fatalf("TryLock with 1 of 3 counters corrupt: %v, %v; want the lock, fenced", l, err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
