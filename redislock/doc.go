@@ -35,6 +35,9 @@
 //     behind. A counter that holds something else than a fence (written by
 //     another program) makes the key's acquisitions fail with an error
 //     wrapping distlock.ErrInvalid that names it, with nothing held.
+//   - Lock names (prefix+key) that begin with "distlock:{", distlock's own
+//     key space, are refused with distlock.ErrInvalid, and so is a prefix
+//     that begins with it.
 //   - Waiters queue on the server, oldest first. A release hands the lock
 //     directly to the oldest live waiter and publishes one message to the
 //     process that waits, so one release wakes one waiter, and a waiter

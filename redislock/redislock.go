@@ -50,6 +50,9 @@ func OpenDriver(ctx context.Context, rawURL string) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := rediswire.CheckPrefix(o.Prefix); err != nil {
+		return nil, err
+	}
 	client := redis.NewClient(opt)
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
@@ -72,6 +75,9 @@ func NewDriver(client redis.UniversalClient, opts *Options) (driver.Driver, erro
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	if err := rediswire.CheckPrefix(o.Prefix); err != nil {
+		return nil, err
 	}
 	return newDriver(client, o, false), nil
 }

@@ -32,6 +32,9 @@ func waiterLease(ttl time.Duration) time.Duration {
 // its queue lease; ctx's end costs one round trip to leave the queue.
 func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	n := d.names(req.Key)
+	if err := rediswire.CheckLock(n.Lock); err != nil {
+		return driver.Lease{}, err
+	}
 	if !d.hub.active() {
 		l, err := d.Acquire(ctx, req)
 		if !errors.Is(err, driver.ErrLocked) {

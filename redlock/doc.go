@@ -107,7 +107,9 @@
 //     operation goes on with the others, each request costing at most the
 //     per-node limit on a silent node.
 //   - Keys, tokens and owners reach Redis as script arguments, never
-//     spliced into a script. A node whose fence
+//     spliced into a script. Lock names that begin with "distlock:{"
+//     (distlock's own keys, see internal/rediswire) are refused with
+//     ErrInvalid, and so is a prefix that begins with it. A node whose fence
 //     counter holds something else than a fence refuses the key, having
 //     taken nothing; when so many refuse that no majority can grant, the
 //     acquire fails with ErrInvalid naming them.

@@ -34,7 +34,11 @@ type redlockDriver struct {
 
 func newDriver(ctx context.Context, nodes []*node, opts Options, own bool) (*redlockDriver, error) {
 	d := &redlockDriver{nodes: nodes, quorum: len(nodes)/2 + 1, opts: opts, own: own}
-	if err := d.probe(ctx); err != nil {
+	err := rediswire.CheckPrefix(opts.Prefix)
+	if err == nil {
+		err = d.probe(ctx)
+	}
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -110,6 +114,9 @@ func (e lineErrors) Unwrap() []error { return e }
 // released on every node that may have taken it.
 func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	names := d.names(req.Key)
+	if err := rediswire.CheckLock(names.Lock); err != nil {
+		return driver.Lease{}, err
+	}
 	ttl := time.Duration(rediswire.Millis(req.TTL)) * time.Millisecond
 	timeout := d.nodeTimeout(ttl)
 	start := time.Now()
@@ -425,6 +432,9 @@ func (d *redlockDriver) Renew(ctx context.Context, leases []driver.Lease) ([]err
 // those could still make one, the answer is an error.
 func (d *redlockDriver) Inspect(ctx context.Context, key string) (driver.Holder, error) {
 	names := d.names(key)
+	if err := rediswire.CheckLock(names.Lock); err != nil {
+		return driver.Holder{}, err
+	}
 	replies := fanOut(ctx, d, d.slowTimeout(0), func(ctx context.Context, n *node) (driver.Holder, error) {
 		return rediswire.Inspect(ctx, n.c, names)
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/rediswire"
+	"github.com/distlock/distlock/redlock"
 )
 
 // Every node rolled back to an older snapshot (or failed over to replicas
@@ -71,6 +72,32 @@ func TestRaisedCountersExpire(t *testing.T) {
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Lock names in distlock's own key space are refused, as by redis://.
+func TestReservedNamesRefused(t *testing.T) {
+	ctx := t.Context()
+	c := startCluster(t, 3)
+	client := openClient(t, c)
+	reserved := rediswire.NamesFor("", "victim").Fence
+	if _, err := client.TryLock(ctx, reserved); !errors.Is(err, distlock.ErrInvalid) {
+		t.Errorf("TryLock(%q) = %v, want ErrInvalid", reserved, err)
+	}
+	if _, err := client.Status(ctx, reserved); !errors.Is(err, distlock.ErrInvalid) {
+		t.Errorf("Status(%q) = %v, want ErrInvalid", reserved, err)
+	}
+	if n := c.holders(ctx, "", reserved); n != 0 {
+		t.Errorf("the refused name is held on %d nodes", n)
+	}
+	_, err := redlock.NewDriver(ctx, clientsFor(t, c), &redlock.Options{Prefix: "distlock:{x}"})
+	if !errors.Is(err, distlock.ErrInvalid) {
+		t.Errorf("NewDriver with a prefix in distlock's key space: %v, want ErrInvalid", err)
+	}
+	l, err := client.TryLock(ctx, "victim")
+	if err != nil || l.Fence() == 0 {
+		t.Fatalf("victim: fence %v, %v", l, err)
+	}
+	l.Unlock(ctx)
 }
 
 // A fence counter that holds no fence makes its node refuse the key. A

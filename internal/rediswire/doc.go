@@ -25,6 +25,17 @@
 // is exactly L, and its value exactly the token, which is what redsync and
 // bsm/redislock write: their locks and ours exclude each other.
 //
+// # Reserved names
+//
+// Every key distlock writes besides L begins with "distlock:{"
+// (ReservedPrefix). A lock name that begins with it is refused with an
+// error wrapping distlock.ErrInvalid (CheckLock), before any request, and so
+// is a prefix that begins with it (CheckPrefix): a lock on another lock's
+// counter or metadata would break that lock's grants. The rest of
+// "distlock:" is the user's: "distlock:jobs" or "distlock:" is a lock name
+// like any other. The channels distlock:notify:<random> and
+// distlock:{T}:c:L are pub/sub channels, which never collide with keys.
+//
 // # Fences
 //
 // Every grant (an acquire, an enqueue that takes the lock, the hand-over to
@@ -94,7 +105,7 @@
 // Another program takes part by running the scripts below with the same
 // KEYS and ARGV: each script that grants a lock is the prelude followed by
 // its file, sent as one script. keep is FenceKeep in milliseconds. It must
-// write nothing else into the auxiliary keys. Where it reads or writes the
+// write nothing else under "distlock:{". Where it reads or writes the
 // metadata itself, its fence must be a JSON string of decimal digits
 // ("fence":"1796162258758762"), not a JSON number: a reader that finds a
 // number reports the holder without its owner and fence.

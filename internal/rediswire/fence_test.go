@@ -254,3 +254,42 @@ func TestCorruptFenceCounter(t *testing.T) {
 		check(t, n, err)
 	})
 }
+
+// Lock names in distlock's own key space are refused: a lock on another
+// key's fence counter would make that key's grants fail.
+func TestReservedNames(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	victim := NamesFor("", "victim")
+	for _, n := range []Names{
+		NamesFor("", victim.Fence),
+		NamesFor("", victim.Meta),
+		NamesFor("distlock:", "{0}:f:x"),
+		NamesFor("distlock:{", "x"),
+		NamesFor("", "distlock:{"),
+	} {
+		if _, err := Acquire(ctx, c, n, "t", "", time.Second); !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), "distlock:{") {
+			t.Errorf("Acquire of %q: %v, want distlock.ErrInvalid naming the reserved prefix", n.Lock, err)
+		}
+		if _, err := Enqueue(ctx, c, n, "t", "", time.Second, time.Second); !errors.Is(err, distlock.ErrInvalid) {
+			t.Errorf("Enqueue of %q: %v, want distlock.ErrInvalid", n.Lock, err)
+		}
+		if _, err := Inspect(ctx, c, n); !errors.Is(err, distlock.ErrInvalid) {
+			t.Errorf("Inspect of %q: %v, want distlock.ErrInvalid", n.Lock, err)
+		}
+		if k := c.Exists(ctx, n.Lock, n.Fence, n.Meta, n.Queue, n.Waiters).Val(); k != 0 {
+			t.Errorf("refused name %q left %d keys", n.Lock, k)
+		}
+	}
+	l, err := Acquire(ctx, c, victim, "t", "", time.Second)
+	if err != nil || l.Fence == 0 {
+		t.Fatalf("victim: %+v, %v", l, err)
+	}
+	// The rest of the distlock: name space is the user's.
+	for _, name := range []string{"distlock:jobs", "distlock:", "distlock", "x:distlock:{0}"} {
+		n := NamesFor("", name)
+		if _, err := Acquire(ctx, c, n, "t", "", time.Second); err != nil {
+			t.Errorf("Acquire of %q: %v", name, err)
+		}
+	}
+}

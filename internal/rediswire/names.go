@@ -1,6 +1,38 @@
 package rediswire
 
-import "sync"
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/distlock/distlock"
+)
+
+// ReservedPrefix begins every Redis key distlock writes besides the lock
+// key itself (the fence counter, the metadata, the queue; see NamesFor).
+// A lock name that begins with it is refused: a lock on another lock's
+// counter or metadata would break that lock's grants. Other names under
+// "distlock:" ("distlock:jobs") are the user's.
+const ReservedPrefix = "distlock:{"
+
+// CheckLock refuses a lock name (prefix+key) in distlock's own key space,
+// with an error wrapping distlock.ErrInvalid that names the problem.
+func CheckLock(name string) error {
+	if strings.HasPrefix(name, ReservedPrefix) {
+		return fmt.Errorf("%w: lock name %q begins with %q, which distlock keeps for its own keys (fence counters, holder metadata, waiter queues)",
+			distlock.ErrInvalid, name, ReservedPrefix)
+	}
+	return nil
+}
+
+// CheckPrefix refuses a key prefix under which every lock name would be
+// refused by CheckLock.
+func CheckPrefix(prefix string) error {
+	if strings.HasPrefix(prefix, ReservedPrefix) {
+		return fmt.Errorf("%w: prefix %q begins with %q, which distlock keeps for its own keys", distlock.ErrInvalid, prefix, ReservedPrefix)
+	}
+	return nil
+}
 
 // Names are the Redis keys and the channel one lock name uses. Every key
 // hashes to the same Redis Cluster slot as Lock, so one script can touch them

@@ -47,10 +47,14 @@ func CounterExpiry(ttl time.Duration) int64 { return Millis(ttl) + Millis(fenceK
 // the lease it holds. A new lease gets a fresh fence. Contention is a
 // *driver.HeldError carrying the holder's remaining TTL and, when the holder
 // took the lock through this scheme, its owner and fence.
-// A fence counter that holds no fence is refused with an error wrapping
+// A lock name in distlock's own key space (see CheckLock), or a fence
+// counter that holds no fence, is refused with an error wrapping
 // distlock.ErrInvalid; nothing is then held. Other errors are returned as
 // go-redis gave them (see Classify).
 func Acquire(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration) (driver.Lease, error) {
+	if err := CheckLock(n.Lock); err != nil {
+		return driver.Lease{}, err
+	}
 	ms := Millis(ttl)
 	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner, Millis(fenceKeep)).Slice()
 	if err != nil {
@@ -143,8 +147,12 @@ func Release(ctx context.Context, c redis.Scripter, n Names, token string) error
 // Inspect reads who holds n.Lock: one EVALSHA (GET, PTTL and the holder's
 // metadata, atomically). A holder that locked through another library (the
 // value is not the token in the metadata) is reported with its token, its TTL
-// and a zero fence.
+// and a zero fence. A lock name in distlock's own key space is refused (see
+// CheckLock).
 func Inspect(ctx context.Context, c redis.Scripter, n Names) (driver.Holder, error) {
+	if err := CheckLock(n.Lock); err != nil {
+		return driver.Holder{}, err
+	}
 	res, err := inspectScript.Run(ctx, c, []string{n.Lock, n.Meta}).Slice()
 	if err != nil {
 		return driver.Holder{}, err
@@ -247,6 +255,9 @@ func Enqueue(ctx context.Context, c redis.Scripter, n Names, token, owner string
 func EnqueueNotify(ctx context.Context, c redis.Scripter, n Names, token, owner, channel string, ttl, lease time.Duration) (driver.Lease, error) {
 	if strings.Contains(channel, "|") {
 		return driver.Lease{}, fmt.Errorf("rediswire: channel %q contains '|'", channel)
+	}
+	if err := CheckLock(n.Lock); err != nil {
+		return driver.Lease{}, err
 	}
 	ms := Millis(ttl)
 	res, err := enqueueScript.Run(ctx, c, n.all(), token, ms, owner, Millis(lease), channel, Millis(fenceKeep)).Slice()
