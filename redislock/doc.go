@@ -64,6 +64,20 @@
 // commands (five in the acquire script, three in the release script)
 // besides their two EVALSHA.
 //
+// # Deadlines
+//
+// Every call returns by its ctx's deadline. Clients made by Open and
+// OpenDriver have go-redis's ContextTimeoutEnabled set, so a ctx deadline
+// bounds the socket reads, not go-redis's read_timeout (3s by default). A
+// client passed to New without ContextTimeoutEnabled (go-redis then waits
+// for its own ReadTimeout, whatever the ctx) gets the same bound another
+// way: each call runs in a goroutine, and when ctx ends first the call
+// returns an error of unknown outcome (the Client reads back by token)
+// while the request runs on until the client's own timeout; Close waits
+// for such requests, at most 10s. That costs a goroutine per call, which
+// a client with ContextTimeoutEnabled does not pay. A waiter whose ctx
+// ends leaves the queue in the background.
+//
 // # URLs
 //
 //	redis://[[user]:password@]host[:port][/db][?option=value&...]
@@ -72,7 +86,8 @@
 // Every option go-redis's ParseURL accepts (dial_timeout, read_timeout,
 // pool_size, max_retries, protocol, client_name, skip_verify, ...) plus:
 //
-//	prefix=STRING   put in front of every key (default: none)
+//	prefix=STRING                 put in front of every key (default: none)
+//	context_timeout_enabled=true  accepted and always in force; false is refused
 //
 // Errors never show the password; they wrap distlock.ErrInvalid for a
 // malformed URL and driver.ErrUnavailable when the server cannot be reached
@@ -82,5 +97,8 @@
 //
 // New and NewDriver use a redis.UniversalClient the caller made (a plain
 // client, a failover client, a cluster client) and never close it. The
-// waiters' subscription uses client.Subscribe.
+// waiters' subscription uses client.Subscribe. Give it
+// ContextTimeoutEnabled: true (see Deadlines): whether it has it is read
+// from a *redis.Client, *redis.ClusterClient or *redis.Ring; any other
+// implementation is taken not to honour ctx deadlines.
 package redislock

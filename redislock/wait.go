@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
 	"github.com/distlock/distlock/internal/rediswire"
 )
@@ -29,7 +32,9 @@ func waiterLease(ttl time.Duration) time.Duration {
 // that wakes this waiter has already made it the holder. A waiter also
 // checks again at the holder's remaining TTL (a crashed holder, or a holder
 // using another library, whose release publishes nothing) and every third of
-// its queue lease; ctx's end costs one round trip to leave the queue.
+// its queue lease. When ctx ends it returns at once, and leaves the queue
+// in the background (one round trip), passing on a lock handed to it
+// meanwhile.
 func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	n := d.names(req.Key)
 	if err := rediswire.CheckLock(n.Lock); err != nil {
@@ -44,14 +49,13 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 	w := d.hub.join(ctx, req.Token)
 	defer d.hub.leave(w)
 
-	// giveUp leaves the queue and reports ctx's end. When the store confirmed
-	// the exit, nothing is held and the error is definite: it wraps the
-	// contention seen. Otherwise the portable layer reads back by token.
+	// giveUp reports ctx's end. Leaving the queue (and passing on a lock
+	// handed over meanwhile) is done in the background, so that the call
+	// returns by ctx's end: nothing is held for the caller either way, and
+	// the error is definite, wrapping the contention seen.
 	var locked error = driver.ErrLocked
 	giveUp := func() (driver.Lease, error) {
-		if d.leave(ctx, n, req.Token) != nil {
-			return driver.Lease{}, context.Cause(ctx)
-		}
+		d.leaveLater(n, req.Token, req.TTL)
 		return driver.Lease{}, fmt.Errorf("%w: %w", context.Cause(ctx), locked)
 	}
 
@@ -60,7 +64,9 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		l, err := rediswire.EnqueueNotify(ctx, d.client, n, req.Token, req.Owner, d.hub.channel, req.TTL, lease)
+		l, err := rediswire.Run(ctx, d.calls, func(ctx context.Context) (driver.Lease, error) {
+			return rediswire.EnqueueNotify(ctx, d.client, n, req.Token, req.Owner, d.hub.channel, req.TTL, lease)
+		})
 		if err == nil {
 			l.Key = req.Key
 			return l, nil
@@ -70,8 +76,7 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 			if ctx.Err() != nil {
 				return giveUp()
 			}
-			d.leave(ctx, n, req.Token)
-			return driver.Lease{}, classify(err)
+			return driver.Lease{}, d.failed(ctx, n, req, err)
 		}
 		locked = err
 		wait := lease / 3
@@ -93,18 +98,59 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 		case <-ctx.Done():
 			return giveUp()
 		case <-d.hub.done:
-			d.leave(ctx, n, req.Token)
+			d.leaveLater(n, req.Token, req.TTL)
 			return driver.Lease{}, fmt.Errorf("%w: driver closed", driver.ErrUnavailable)
 		}
 	}
 }
 
-// leave takes the waiter out of the queue, passing on the lock if a release
-// handed it over meanwhile. It outlives ctx by up to two seconds: a waiter
-// that gives up must not leave the lock with nobody using it.
-func (d *redisDriver) leave(ctx context.Context, n rediswire.Names, token string) error {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	_, err := rediswire.Leave(lctx, d.client, n, token)
-	return err
+// failed answers an enqueue that failed with err while ctx still runs. The
+// waiter leaves the queue first, so that no lock handed to it meanwhile is
+// left with nobody using it; err then goes to the caller, whose read-back
+// by token cannot race that leave. If leaving fails too, it goes on in the
+// background, and the answer is definite (ErrRetry: anything taken is being
+// given back), so that the caller does not adopt a lock the background
+// leave may pass on.
+func (d *redisDriver) failed(ctx context.Context, n rediswire.Names, req driver.AcquireRequest, err error) error {
+	if errors.Is(err, distlock.ErrInvalid) {
+		d.leaveLater(n, req.Token, req.TTL)
+		return err
+	}
+	_, lerr := rediswire.Run(ctx, d.calls, func(ctx context.Context) (bool, error) {
+		return rediswire.Leave(ctx, d.client, n, req.Token)
+	})
+	if lerr == nil {
+		return classify(err)
+	}
+	d.leaveLater(n, req.Token, req.TTL)
+	return fmt.Errorf("%w: redis: the wait in the queue failed (%w), and so did leaving it (%v); leaving in the background", driver.ErrRetry, classify(err), lerr)
 }
+
+// leaveLater takes a waiter that gave up out of the queue, in the
+// background, passing on the lock if a release handed it over meanwhile: a
+// waiter that gives up must not leave the lock with nobody using it. It
+// tries until the server answers, or until a lock handed over would have
+// expired by itself (ttl from now), or the driver closes.
+func (d *redisDriver) leaveLater(n rediswire.Names, token string, ttl time.Duration) {
+	until := time.Now().Add(ttl)
+	d.bg.Go(func() {
+		pause := 10 * time.Millisecond
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+			_, err := rediswire.Leave(ctx, d.client, n, token)
+			cancel()
+			if err == nil || errors.Is(err, redis.ErrClosed) || time.Now().Add(pause).After(until) {
+				return
+			}
+			select {
+			case <-time.After(pause):
+			case <-d.hub.done:
+				return
+			}
+			pause = min(2*pause, time.Second)
+		}
+	})
+}
+
+// leaveTimeout bounds one attempt to leave the queue.
+const leaveTimeout = 2 * time.Second

@@ -183,8 +183,10 @@
 // password or user parameter is refused), so distlock redacts them from
 // errors. Unless the URL says otherwise, each node's client is made with
 // max_retries=-1 (one attempt: the Client retries, and a retry would not fit
-// in the per-node limit), one dial attempt per request, and
-// ContextTimeoutEnabled, so the per-node limit bounds the socket reads.
+// in the per-node limit). Always, it makes one dial attempt per request and
+// has ContextTimeoutEnabled, so the per-node limit and the caller's ctx
+// bound the socket reads (context_timeout_enabled=true is accepted, false
+// refused).
 //
 // Opening asks every node for its run_id (one INFO per node). It fails with
 // ErrUnavailable if fewer than a majority answer, and with ErrInvalid if a
@@ -198,9 +200,10 @@
 // two *redis.Client with the same address, is refused, and so are two
 // clients that reach the same server (by run_id). Set ContextTimeoutEnabled:
 // true on them: otherwise a node that stops answering holds a goroutine
-// until the client's own ReadTimeout, and Client.Close waits for it, though
-// no lock operation waits past the per-node limit. MaxRetries: -1 and
-// DialerRetries: 1 are advised for the reasons given above.
+// until the client's own ReadTimeout, and Client.Close waits for it (at
+// most 10s), though no call waits past the per-node limit or its ctx.
+// MaxRetries: -1 and DialerRetries: 1 are advised for the reasons given
+// above.
 //
 // # Wire protocol
 //

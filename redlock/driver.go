@@ -26,8 +26,8 @@ type redlockDriver struct {
 	nodes    []*node
 	quorum   int // N/2 + 1
 	opts     Options
-	own      bool           // the clients were made by Open: Close closes them
-	inflight sync.WaitGroup // node requests still running
+	own      bool                 // the clients were made by Open: Close closes them
+	inflight rediswire.Background // node requests, some still running after their caller returned
 	closeMu  sync.Once
 	closeErr error
 }
@@ -280,12 +280,11 @@ func (d *redlockDriver) releaseOn(ctx context.Context, ttl time.Duration, names 
 		return 0
 	}
 	// Release even if the caller's ctx has ended: a key left behind blocks
-	// its node's vote until it expires.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.slowTimeout(ttl))
-	defer cancel()
-	replies := fanOutOn(ctx, d, d.slowTimeout(ttl), idx, func(ctx context.Context, n *node) (struct{}, error) {
+	// its node's vote until it expires. The wait for the answers ends with
+	// ctx, the releases run on.
+	replies := fanOutUntil(ctx, context.WithoutCancel(ctx), d, d.slowTimeout(ttl), idx, func(ctx context.Context, n *node) (struct{}, error) {
 		return struct{}{}, rediswire.Release(ctx, n.c, names, token)
-	})
+	}, nil, 0)
 	stillHeld := 0
 	for _, r := range replies {
 		if r.err != nil && !errors.Is(r.err, driver.ErrNotHeld) {
@@ -319,7 +318,7 @@ func (d *redlockDriver) Release(ctx context.Context, l driver.Lease) error {
 		}
 		return released > 0 && decided >= d.quorum
 	}
-	replies := fanOutUntil(ctx, d, d.slowTimeout(l.TTL), nil, func(ctx context.Context, n *node) (struct{}, error) {
+	replies := fanOutUntil(ctx, ctx, d, d.slowTimeout(l.TTL), nil, func(ctx context.Context, n *node) (struct{}, error) {
 		return struct{}{}, rediswire.Release(ctx, n.c, names, l.Token)
 	}, majorityReleased, d.nodeTimeout(l.TTL))
 	released, notHeld := 0, 0
@@ -502,23 +501,13 @@ func majorityFence(fences []uint64, quorum int) uint64 {
 	return s[min(quorum, len(s))-1]
 }
 
-// closeWait bounds how long Close waits for node requests still running: a
-// caller's client without ContextTimeoutEnabled and with no ReadTimeout
-// could otherwise hold Close forever on a paused node.
-const closeWait = 10 * time.Second
-
-// Close waits (up to closeWait) for node requests still running and closes
-// the clients Open made (never the caller's).
+// Close waits (up to rediswire.CloseWait) for node requests still running
+// (a caller's client without ContextTimeoutEnabled holds one on a paused
+// node until its own ReadTimeout), and closes the clients Open made (never
+// the caller's).
 func (d *redlockDriver) Close() error {
 	d.closeMu.Do(func() {
-		done := make(chan struct{})
-		go func() { d.inflight.Wait(); close(done) }()
-		timer := time.NewTimer(closeWait)
-		select {
-		case <-done:
-		case <-timer.C:
-		}
-		timer.Stop()
+		d.inflight.Close(rediswire.CloseWait)
 		if !d.own {
 			return
 		}

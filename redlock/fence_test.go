@@ -5,9 +5,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/rediswire"
+	"github.com/distlock/distlock/internal/rediswire/rediswiretest"
 	"github.com/distlock/distlock/redlock"
 )
 
@@ -128,4 +132,37 @@ func TestCorruptCounters(t *testing.T) {
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Every driver call returns by its ctx's end, on clients that do not
+// honour ctx deadlines (ReadTimeout 10s, no ContextTimeoutEnabled), with a
+// majority of nodes paused and a per-node limit (2s) above the ctx.
+func TestCallsReturnByDeadline(t *testing.T) {
+	c := startCluster(t, 3)
+	clients := make([]redis.UniversalClient, len(c.servers))
+	for i, s := range c.servers {
+		cl := redis.NewClient(&redis.Options{Addr: s.Addr(), ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxRetries: -1})
+		t.Cleanup(func() { cl.Close() })
+		clients[i] = cl
+	}
+	d, err := redlock.NewDriver(t.Context(), clients, &redlock.Options{NodeTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	stop := func() {
+		for _, s := range c.servers[1:] {
+			s.Pause()
+			t.Cleanup(s.Resume) // before Close, which waits for what runs on
+		}
+	}
+	rediswiretest.CallsReturnByDeadline(t, d, stop, rediswiretest.Deadline{
+		Ctx:   200 * time.Millisecond,
+		Limit: time.Second,
+		Check: func(t *testing.T, op string, err error) {
+			if err == nil && op != "Release" { // Release succeeds on one node's word
+				t.Errorf("%s with 2 of 3 nodes paused: no error", op)
+			}
+		},
+	})
 }

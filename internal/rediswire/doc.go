@@ -110,6 +110,17 @@
 // ("fence":"1796162258758762"), not a JSON number: a reader that finds a
 // number reports the holder without its owner and fence.
 //
+// # Deadlines
+//
+// A driver's calls must return by their ctx's deadline. go-redis honours
+// ctx deadlines only with ContextTimeoutEnabled (HonoursContext); without
+// it a paused server holds a call until the client's own ReadTimeout. Run
+// makes a call return by ctx's end anyway: on such a client it runs the
+// call in a goroutine and, when ctx ends first, returns an error of unknown
+// outcome while the call runs on (a Background, which the driver's Close
+// waits for, at most CloseWait). On a client that honours ctx it is a plain
+// call.
+//
 // # Scripts
 //
 // lua/prelude.lua:
