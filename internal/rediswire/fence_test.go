@@ -199,8 +199,9 @@ func TestCorruptFenceCounter(t *testing.T) {
 		if err == nil {
 			t.Fatal("granted with a corrupt fence counter")
 		}
-		if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), n.Fence) {
-			t.Errorf("error %q: want distlock.ErrInvalid naming the counter %s", err, n.Fence)
+		var rerr redis.Error
+		if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), n.Fence) || !errors.As(err, &rerr) {
+			t.Errorf("error %q: want distlock.ErrInvalid naming the counter %s, and the server's reply", err, n.Fence)
 		}
 		if k := c.Exists(ctx, n.Lock, n.Meta).Val(); k != 0 {
 			t.Errorf("%d of the lock and its metadata left set", k)

@@ -75,9 +75,22 @@ func badFence(n Names, err error) error {
 		return err
 	}
 	msg, _, _ = strings.Cut(msg, " script: ") // the server's note of where
-	return fmt.Errorf("%w: the fence counter %q of lock %q %s, so no fence can be made for it; delete that key to use the lock again (%w)",
-		distlock.ErrInvalid, n.Fence, n.Lock, msg, err)
+	return &badFenceError{
+		msg: fmt.Sprintf("%v: the fence counter %q of lock %q %s, so no fence can be made for the lock; deleting that key mends it",
+			distlock.ErrInvalid, n.Fence, n.Lock, msg),
+		err: err,
+	}
 }
+
+// badFenceError is distlock.ErrInvalid and the server's error reply,
+// worded once.
+type badFenceError struct {
+	msg string
+	err error
+}
+
+func (e *badFenceError) Error() string   { return e.msg }
+func (e *badFenceError) Unwrap() []error { return []error{distlock.ErrInvalid, e.err} }
 
 func acquireResult(key, token string, ms int64, res []any) (driver.Lease, error) {
 	if len(res) < 2 {
