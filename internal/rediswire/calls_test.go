@@ -1,9 +1,13 @@
 package rediswire
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/distlock/distlock/driver"
 )
 
 func TestHonoursContext(t *testing.T) {
@@ -30,5 +34,30 @@ func TestHonoursContext(t *testing.T) {
 		if c.name != "Unknown" {
 			c.client.Close()
 		}
+	}
+}
+
+// Run is a plain call on a client that honours ctx deadlines: it never
+// goes through the Background (closed here, so that a call that did would
+// fail), while on one that does not, every call with a ctx that can end
+// does.
+func TestRunDirectOnlyWhenHonoured(t *testing.T) {
+	honours := redis.NewClient(&redis.Options{ContextTimeoutEnabled: true})
+	defer honours.Close()
+	ignores := redis.NewClient(&redis.Options{})
+	defer ignores.Close()
+	var bg Background
+	bg.Close(0)
+	op := func(context.Context) (int, error) { return 1, nil }
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if v, err := Run(ctx, NewCalls(honours, &bg), op); v != 1 || err != nil {
+		t.Errorf("honouring client: Run = %d, %v; want a plain call", v, err)
+	}
+	if v, err := Run(context.Background(), NewCalls(ignores, &bg), op); v != 1 || err != nil {
+		t.Errorf("a ctx that never ends: Run = %d, %v; want a plain call", v, err)
+	}
+	if _, err := Run(ctx, NewCalls(ignores, &bg), op); !errors.Is(err, driver.ErrUnavailable) {
+		t.Errorf("client ignoring ctx, Background closed: Run = %v; want it refused (the call would need a goroutine)", err)
 	}
 }
