@@ -49,13 +49,17 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 	w := d.hub.join(ctx, req.Token)
 	defer d.hub.leave(w)
 
-	// giveUp reports ctx's end. Leaving the queue (and passing on a lock
-	// handed over meanwhile) is done in the background, so that the call
-	// returns by ctx's end: nothing is held for the caller either way, and
-	// the error is definite, wrapping the contention seen.
-	var locked error = driver.ErrLocked
+	// giveUp reports ctx's end. Leaving the queue (and passing on or
+	// deleting a lock taken or handed over meanwhile) is done in the
+	// background, so that the call returns by ctx's end: nothing is held
+	// for the caller either way, and the error is definite, wrapping the
+	// contention seen, or ErrRetry if the server never answered.
+	var locked error // the contention seen
 	giveUp := func() (driver.Lease, error) {
 		d.leaveLater(n, req.Token, req.TTL)
+		if locked == nil {
+			return driver.Lease{}, fmt.Errorf("%w: %w (redis: no answer; anything taken is given back in the background)", context.Cause(ctx), driver.ErrRetry)
+		}
 		return driver.Lease{}, fmt.Errorf("%w: %w", context.Cause(ctx), locked)
 	}
 
