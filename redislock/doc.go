@@ -76,7 +76,8 @@
 // while the request runs on until the client's own timeout; Close waits
 // for such requests, at most 10s. That costs a goroutine per call, which
 // a client with ContextTimeoutEnabled does not pay. A waiter whose ctx
-// ends leaves the queue in the background.
+// ends leaves the queue before it returns, waiting at most 100ms for the
+// server, and in the background after that.
 //
 // # URLs
 //

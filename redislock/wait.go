@@ -32,9 +32,9 @@ func waiterLease(ttl time.Duration) time.Duration {
 // that wakes this waiter has already made it the holder. A waiter also
 // checks again at the holder's remaining TTL (a crashed holder, or a holder
 // using another library, whose release publishes nothing) and every third of
-// its queue lease. When ctx ends it returns at once, and leaves the queue
-// in the background (one round trip), passing on a lock handed to it
-// meanwhile.
+// its queue lease. When ctx ends it leaves the queue (one round trip),
+// passing on a lock handed to it meanwhile, waiting at most leaveAtOnce
+// for the server before it returns and leaves in the background.
 func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	n := d.names(req.Key)
 	if err := rediswire.CheckLock(n.Lock); err != nil {
@@ -49,14 +49,15 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 	w := d.hub.join(ctx, req.Token)
 	defer d.hub.leave(w)
 
-	// giveUp reports ctx's end. Leaving the queue (and passing on or
-	// deleting a lock taken or handed over meanwhile) is done in the
-	// background, so that the call returns by ctx's end: nothing is held
-	// for the caller either way, and the error is definite, wrapping the
-	// contention seen, or ErrRetry if the server never answered.
+	// giveUp reports ctx's end, having left the queue (passing on or
+	// deleting a lock taken or handed over meanwhile), or, if the server
+	// does not answer at once, while leaving goes on in the background:
+	// nothing is held for the caller either way, and the error is
+	// definite, wrapping the contention seen, or ErrRetry if the server
+	// never answered.
 	var locked error // the contention seen
 	giveUp := func() (driver.Lease, error) {
-		d.leaveLater(n, req.Token, req.TTL)
+		d.leaveNow(ctx, n, req.Token, req.TTL)
 		if locked == nil {
 			return driver.Lease{}, fmt.Errorf("%w: %w (redis: no answer; anything taken is given back in the background)", context.Cause(ctx), driver.ErrRetry)
 		}
@@ -128,6 +129,26 @@ func (d *redisDriver) failed(ctx context.Context, n rediswire.Names, req driver.
 	}
 	d.leaveLater(n, req.Token, req.TTL)
 	return fmt.Errorf("%w: redis: the wait in the queue failed (%w), and so did leaving it (%v); leaving in the background", driver.ErrRetry, classify(err), lerr)
+}
+
+// leaveAtOnce bounds the wait for a waiter's leaving the queue once its ctx
+// has ended. A healthy server answers well within it, so the waiter is out
+// of the queue when AcquireWait returns and no release hands the lock to a
+// waiter that has gone; one that does not answer costs this much past ctx,
+// and the leaving goes on in the background.
+const leaveAtOnce = 100 * time.Millisecond
+
+// leaveNow takes a waiter whose ctx ended out of the queue, waiting at most
+// leaveAtOnce for the server; then leaveLater takes over.
+func (d *redisDriver) leaveNow(ctx context.Context, n rediswire.Names, token string, ttl time.Duration) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveAtOnce)
+	defer cancel()
+	_, err := rediswire.Run(lctx, d.calls, func(ctx context.Context) (bool, error) {
+		return rediswire.Leave(ctx, d.client, n, token)
+	})
+	if err != nil {
+		d.leaveLater(n, token, ttl)
+	}
 }
 
 // leaveLater takes a waiter that gave up out of the queue, in the
