@@ -26,13 +26,14 @@
 //     not answer (its write may have landed), and the attempt fails.
 //   - The fence is the largest of the fences the granting nodes returned.
 //     Each node makes its fences on its own, by the single-instance rule
-//     max(last + 1, its clock in microseconds), so their fences differ;
-//     when fewer than Q granting nodes already stand at the fence, a second
-//     round trip spreads it before the lock is handed out: every granting
-//     node's counter is raised to the fence plus one second (in
-//     microseconds; so that the next grants agree, for a second of the
-//     nodes' clocks, without a spread), and its record of the holder's
-//     fence to the fence.
+//     max(last + 1, its clock in microseconds), and, asked by the acquire,
+//     never below a floor: our clock in microseconds plus one second, the
+//     same for every node. So nodes whose counters agree, or have none,
+//     make the same fence. When fewer than Q granting nodes stand at the
+//     fence (a node missed a grant, or its clock is more than a second
+//     ahead of ours), a second round trip raises the others' counters (and
+//     their record of the holder's fence) to it before the lock is handed
+//     out.
 //   - Release runs the single-instance compare-and-delete on every node.
 //     It succeeds if any node held the token, and is ErrNotHeld when at
 //     least Q nodes said the token does not hold the key and none released
@@ -101,8 +102,9 @@
 //     above; any later majority includes one of them, whose next fence is
 //     above F, and the new fence is the largest of its majority's. Those
 //     counters expire an hour after the lock's TTL (rediswire.FenceKeep);
-//     by then every node's clock, which its next fence never falls below,
-//     is past F, as long as the nodes' clocks agree to within half an hour.
+//     by then the clocks a next fence never falls below (the node's, and
+//     the acquiring client's plus a second) are past F, as long as the
+//     clients' and the nodes' clocks agree to within half an hour.
 //   - Up to N-Q nodes may be down, paused or partitioned away: every
 //     operation goes on with the others, each request costing at most the
 //     per-node limit on a silent node.
@@ -119,10 +121,9 @@
 //   - A node that restarts without persistence forgets the keys it held.
 //     If the holder's majority depended on it, another client can now
 //     gather a majority with the restarted node: two holders at once.
-//     Fencing breaks too: the restarted node's next fence comes from its
-//     own clock (in microseconds), and the fence of the last holder may
-//     have come from another node whose clock was ahead, or from a spread
-//     that stood a second ahead of the clocks. To keep
+//     Fencing holds as long as the clients' and the nodes' clocks agree to
+//     within the time the restart took: a node without a counter makes its
+//     fence from its clock and the acquiring client's. To keep
 //     exclusion across restarts, run every node with appendonly yes and
 //     appendfsync always, or keep a restarted node out for longer than the
 //     longest TTL in use (a delayed restart). Replication does not help:
@@ -212,21 +213,22 @@
 // prefix+key holding the token, with a PX expiry; its fence counter and
 // holder metadata sit under the same Cluster hash tag. Another program can
 // take part by running the same scripts on every node and following the
-// algorithm above. This package adds one script, run only to spread a
-// fence (KEYS: the fence counter, the metadata; ARGV: token, fence, the
-// counter's new floor (fence + 1000000), the counter's expiry in ms (the
-// lock's TTL plus rediswire.FenceKeep), numbers as decimal text):
+// algorithm above; the acquire passes the floor (ARGV[5] of acquire.lua,
+// our clock in microseconds plus 1000000) to every node. This package adds
+// one script, run only to spread a fence (KEYS: the fence counter, the
+// metadata; ARGV: token, fence, the counter's expiry in ms (the lock's TTL
+// plus rediswire.FenceKeep), numbers as decimal text):
 //
-//	local floor = tonumber(ARGV[3])
+//	local want = tonumber(ARGV[2])
 //	local have = redis.pcall('GET', KEYS[1])
-//	if type(have) ~= 'string' or not string.match(have, '^%d+$') or tonumber(have) < floor then
-//	  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+//	if type(have) ~= 'string' or not string.match(have, '^%d+$') or tonumber(have) < want then
+//	  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 //	end
 //	local m = redis.pcall('GET', KEYS[2])
 //	if type(m) == 'string' then
 //	  local ok, d = pcall(cjson.decode, m)
 //	  if ok and type(d) == 'table' and d.token == ARGV[1] then
-//	    if (tonumber(d.fence) or 0) < tonumber(ARGV[2]) then
+//	    if (tonumber(d.fence) or 0) < want then
 //	      d.fence = ARGV[2]
 //	      redis.call('SET', KEYS[2], cjson.encode(d), 'KEEPTTL')
 //	    end
@@ -242,11 +244,11 @@
 // Per node, all nodes in parallel, so the time of each is that of the
 // slowest node that answers (at most the per-node limit):
 //
-//	TryLock             1 (2 when the nodes' fences disagree: the first
-//	                    lock of a key, after a node missed a grant, or
-//	                    once a second has passed since the key's fence
-//	                    was last spread); a failed attempt adds 1 release
-//	                    on each node that granted or did not answer
+//	TryLock             1 (2 when the nodes' fences disagree: after a
+//	                    node missed a grant, or when a node's clock is
+//	                    more than a second ahead of ours); a failed
+//	                    attempt adds 1 release on each node that granted
+//	                    or did not answer
 //	Lock                as TryLock, per attempt
 //	Unlock              1
 //	renewal             1 pipeline per batch, whatever the number of locks

@@ -120,8 +120,9 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 	ttl := time.Duration(rediswire.Millis(req.TTL)) * time.Millisecond
 	timeout := d.nodeTimeout(ttl)
 	start := time.Now()
+	floor := uint64(start.UnixMicro()) + fenceLead
 	replies := fanOut(ctx, d, timeout, func(ctx context.Context, n *node) (driver.Lease, error) {
-		return rediswire.Acquire(ctx, n.c, names, req.Token, req.Owner, ttl)
+		return rediswire.AcquireAbove(ctx, n.c, names, req.Token, req.Owner, ttl, floor)
 	})
 
 	const (
@@ -160,28 +161,21 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 	if grants >= d.quorum {
 		// The fence counters of a majority must stand at fence or above
 		// before it is handed out: any later majority meets that one.
-		// When they do not, it is spread to every node that granted.
-		var grantedIdx []int
-		atFence := 0
+		var atFence, behind []int
 		for i, r := range replies {
 			if votes[i] == granted {
-				grantedIdx = append(grantedIdx, i)
 				if r.v.Fence == fence {
-					atFence++
+					atFence = append(atFence, i)
+				} else {
+					behind = append(behind, i)
 				}
 			}
 		}
-		if atFence < d.quorum {
-			raised, err := d.raiseFences(ctx, timeout, ttl, names, req.Token, fence, grantedIdx)
-			standing := 0
-			for k, i := range grantedIdx {
-				if raised[k] || replies[i].v.Fence == fence {
-					standing++
-				}
-			}
-			if standing < d.quorum {
+		if len(atFence) < d.quorum {
+			raised, err := d.raiseFences(ctx, timeout, ttl, names, req.Token, fence, behind)
+			if len(atFence)+raised < d.quorum {
 				failure = fmt.Errorf("redlock: fence %d reached %d of %d nodes, a majority needs %d: %w",
-					fence, standing, len(d.nodes), d.quorum, err)
+					fence, len(atFence)+raised, len(d.nodes), d.quorum, err)
 			}
 		}
 		if failure == nil {

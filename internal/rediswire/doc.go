@@ -76,7 +76,9 @@
 // # Operations (one round trip each)
 //
 //   - Acquire (acquire.lua): read the counter; if L is missing, SET L token
-//     PX ttl NX, make the fence and SET the counter and the metadata. If L
+//     PX ttl NX, make the fence (never below the floor the caller may give:
+//     Redlock asks all its nodes for the same) and SET the counter and the
+//     metadata. If L
 //     already holds token (a retried request), extend L and the metadata by
 //     ttl and return the fence in the metadata. Otherwise answer PTTL L and
 //     the metadata. Uncontended, the server runs five commands (GET, SET,
@@ -259,10 +261,12 @@
 //
 // lua/acquire.lua:
 //
-//	-- acquire: KEYS lock, counter, meta; ARGV token, ttl ms, owner, keep ms.
-//	-- {1, fence} when the lock is held for token; {0, pttl, meta} when it is
-//	-- held by another (meta false when there is none).
-//	local last = last_fence(KEYS[2], KEYS[1], KEYS[3], ARGV[1])
+//	-- acquire: KEYS lock, counter, meta; ARGV token, ttl ms, owner, keep ms,
+//	-- floor. {1, fence} when the lock is held for token; {0, pttl, meta} when
+//	-- it is held by another (meta false when there is none). A new fence is at
+//	-- least floor (0: none), so that servers whose counters agree, asked by
+//	-- one caller for one lock (Redlock), make the same fence.
+//	local last = math.max(last_fence(KEYS[2], KEYS[1], KEYS[3], ARGV[1]), (tonumber(ARGV[5]) or 0) - 1)
 //	if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
 //	  return {1, record(KEYS[1], KEYS[2], KEYS[3], last, ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
 //	end

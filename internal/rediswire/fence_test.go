@@ -294,3 +294,24 @@ func TestReservedNames(t *testing.T) {
 		}
 	}
 }
+
+// A floor above the server's clock is the fence of a key without a
+// counter, and a counter above the floor goes on by one: servers asked for
+// the same floor make the same fence.
+func TestAcquireAbove(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	n := NamesFor(t.Name()+":", "k")
+	floor := uint64(time.Now().Add(time.Hour).UnixMicro())
+	l, err := AcquireAbove(ctx, c, n, "t1", "", time.Second, floor)
+	if err != nil || l.Fence != floor {
+		t.Fatalf("AcquireAbove on a new key: fence %d, %v; want the floor %d", l.Fence, err, floor)
+	}
+	if err := Release(ctx, c, n, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	l, err = AcquireAbove(ctx, c, n, "t2", "", time.Second, floor-10)
+	if err != nil || l.Fence != floor+1 {
+		t.Fatalf("AcquireAbove below the counter: fence %d, %v; want %d", l.Fence, err, floor+1)
+	}
+}

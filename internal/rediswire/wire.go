@@ -52,11 +52,18 @@ func CounterExpiry(ttl time.Duration) int64 { return Millis(ttl) + Millis(fenceK
 // distlock.ErrInvalid; nothing is then held. Other errors are returned as
 // go-redis gave them (see Classify).
 func Acquire(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration) (driver.Lease, error) {
+	return AcquireAbove(ctx, c, n, token, owner, ttl, 0)
+}
+
+// AcquireAbove is Acquire whose new fence is at least floor: Redlock asks
+// every node for the same floor, so that nodes whose counters agree (or
+// stand below it) make the same fence.
+func AcquireAbove(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration, floor uint64) (driver.Lease, error) {
 	if err := CheckLock(n.Lock); err != nil {
 		return driver.Lease{}, err
 	}
 	ms := Millis(ttl)
-	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner, Millis(fenceKeep)).Slice()
+	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner, Millis(fenceKeep), strconv.FormatUint(floor, 10)).Slice()
 	if err != nil {
 		return driver.Lease{}, badFence(n, err)
 	}
