@@ -24,11 +24,20 @@
 //     a retried request gets the same lease back); release deletes it and
 //     renewal extends it only if it still holds our token. Expiry is the
 //     server's.
-//   - Fences are strictly increasing per key. A counter lost with the
-//     server's data (a restart without persistence, a failover to a replica
-//     that missed writes, FLUSHALL) is reseeded from the server's TIME in
-//     microseconds, above any fence issued before. The one assumption: the
-//     server's clock does not step back.
+//   - Fences are strictly increasing per key: every grant makes the next
+//     fence max(last + 1, the server's TIME in microseconds), so a counter
+//     that is stale or lost with the server's data (a restart without
+//     persistence, a restore of an older snapshot, a failover to a replica
+//     that missed writes, FLUSHALL) never repeats or lowers a fence. The
+//     one assumption: the server's clock does not step back. A fence
+//     counter expires an hour after the TTL of the grant that last set it
+//     (rediswire.FenceKeep), so a key nobody locks any more leaves nothing
+//     behind. A counter that holds something else than a fence (written by
+//     another program) makes the key's acquisitions fail with an error
+//     wrapping distlock.ErrInvalid that names it, with nothing held.
+//   - Lock names (prefix+key) that begin with "distlock:{", distlock's own
+//     key space, are refused with distlock.ErrInvalid, and so is a prefix
+//     that begins with it.
 //   - Waiters queue on the server, oldest first. A release hands the lock
 //     directly to the oldest live waiter and publishes one message to the
 //     process that waits, so one release wakes one waiter, and a waiter
@@ -41,8 +50,8 @@
 //
 // Not guaranteed: Redis replication is asynchronous. If the primary fails
 // before a lock reached a replica, the promoted replica does not have it and
-// a second holder can take the key; the fence reseeded from the clock still
-// orders the two for a resource that checks fences. Use etcd when exclusion
+// a second holder can take the key; the fence rule still orders the two
+// for a resource that checks fences. Use etcd when exclusion
 // must survive a failover, or Redlock across independent servers.
 //
 // # Round trips
@@ -51,7 +60,24 @@
 // one SUBSCRIBE per driver, once), then nothing until the hand-over message,
 // plus one re-check at the holder's remaining TTL or every third of the
 // queue entry's lifetime. Unlock: 1. Renewal: 1 per interval for all locks.
-// Status: 1.
+// Status: 1. On the server, an uncontended TryLock and Unlock run eight
+// commands (five in the acquire script, three in the release script)
+// besides their two EVALSHA.
+//
+// # Deadlines
+//
+// Every call returns by its ctx's deadline. Clients made by Open and
+// OpenDriver have go-redis's ContextTimeoutEnabled set, so a ctx deadline
+// bounds the socket reads, not go-redis's read_timeout (3s by default). A
+// client passed to New without ContextTimeoutEnabled (go-redis then waits
+// for its own ReadTimeout, whatever the ctx) gets the same bound another
+// way: each call runs in a goroutine, and when ctx ends first the call
+// returns an error of unknown outcome (the Client reads back by token)
+// while the request runs on until the client's own timeout; Close waits
+// for such requests, at most 10s. That costs a goroutine per call, which
+// a client with ContextTimeoutEnabled does not pay. A waiter whose ctx
+// ends leaves the queue before it returns, waiting at most 100ms for the
+// server, and in the background after that.
 //
 // # URLs
 //
@@ -61,7 +87,8 @@
 // Every option go-redis's ParseURL accepts (dial_timeout, read_timeout,
 // pool_size, max_retries, protocol, client_name, skip_verify, ...) plus:
 //
-//	prefix=STRING   put in front of every key (default: none)
+//	prefix=STRING                 put in front of every key (default: none)
+//	context_timeout_enabled=true  accepted and always in force; false is refused
 //
 // Errors never show the password; they wrap distlock.ErrInvalid for a
 // malformed URL and driver.ErrUnavailable when the server cannot be reached
@@ -71,5 +98,8 @@
 //
 // New and NewDriver use a redis.UniversalClient the caller made (a plain
 // client, a failover client, a cluster client) and never close it. The
-// waiters' subscription uses client.Subscribe.
+// waiters' subscription uses client.Subscribe. Give it
+// ContextTimeoutEnabled: true (see Deadlines): whether it has it is read
+// from a *redis.Client, *redis.ClusterClient or *redis.Ring; any other
+// implementation is taken not to honour ctx deadlines.
 package redislock

@@ -22,11 +22,13 @@ const confirmWait = 2 * time.Second
 type hub struct {
 	client  redis.UniversalClient
 	channel string
-	done    chan struct{} // closed by close
+	done    chan struct{}         // closed by close
+	bg      *rediswire.Background // runs the receiving loop
 
 	mu        sync.Mutex
 	closed    bool
-	ps        *redis.PubSub // made on first use
+	started   bool          // the receiving loop runs (made on first use)
+	ps        *redis.PubSub // set by the loop once it has subscribed
 	ready     chan struct{} // closed when the SUBSCRIBE is confirmed
 	confirmed bool
 	// noWaitUntil: a confirmation timed out (SUBSCRIBE refused by an ACL,
@@ -34,7 +36,6 @@ type hub struct {
 	// rather than wait for it again.
 	noWaitUntil time.Time
 	waiters     map[string]*waiter // by token
-	loop        sync.WaitGroup
 }
 
 // A waiter is one blocked AcquireWait.
@@ -47,11 +48,12 @@ type waiter struct {
 	sub  bool // the subscription was confirmed when it joined
 }
 
-func newHub(client redis.UniversalClient) *hub {
+func newHub(client redis.UniversalClient, bg *rediswire.Background) *hub {
 	return &hub{
 		client:  client,
 		channel: "distlock:notify:" + rand.Text(),
 		done:    make(chan struct{}),
+		bg:      bg,
 		ready:   make(chan struct{}),
 		waiters: map[string]*waiter{},
 	}
@@ -86,12 +88,12 @@ func (h *hub) join(ctx context.Context, token string) *waiter {
 		h.mu.Unlock()
 		return w
 	}
-	if h.ps == nil {
-		// The first waiter subscribes. go-redis resubscribes by itself
-		// after a reconnect, so this happens once per driver.
-		h.ps = h.client.Subscribe(context.Background(), h.channel)
-		h.loop.Add(1)
-		go h.receive(h.ps)
+	if !h.started {
+		// The first waiter starts the loop, which subscribes: go-redis
+		// resubscribes by itself after a reconnect, so this happens once
+		// per driver. Subscribing dials and waits for the server, which
+		// is the loop's to wait for, not this waiter's.
+		h.started = h.bg.Go(h.receive)
 	}
 	h.mu.Unlock()
 
@@ -119,12 +121,12 @@ func (h *hub) leave(w *waiter) {
 	}
 }
 
-// receive reads the pub/sub connection until the hub closes. go-redis
-// reconnects and resubscribes after a read error; the confirmation that
-// follows tells the waiters to check again, since hand-overs published while
-// the connection was down were lost.
-func (h *hub) receive(ps *redis.PubSub) {
-	defer h.loop.Done()
+// receive subscribes to the driver's channel and reads the pub/sub
+// connection until the hub closes. go-redis reconnects and resubscribes
+// after a read error; the confirmation that follows tells the waiters to
+// check again, since hand-overs published while the connection was down
+// were lost.
+func (h *hub) receive() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -134,6 +136,15 @@ func (h *hub) receive(ps *redis.PubSub) {
 		case <-ctx.Done():
 		}
 	}()
+	ps := h.client.Subscribe(ctx, h.channel)
+	defer ps.Close()
+	h.mu.Lock()
+	closed := h.closed
+	h.ps = ps
+	h.mu.Unlock()
+	if closed {
+		return
+	}
 	pause := 10 * time.Millisecond
 	for {
 		msg, err := ps.Receive(ctx)
@@ -203,7 +214,8 @@ func (w *waiter) poke(fence uint64) {
 	}
 }
 
-// close ends the subscription. Waiters still blocked see done.
+// close ends the subscription. Waiters still blocked see done. The loop
+// ends in the background (the driver's Close waits for it).
 func (h *hub) close() {
 	h.mu.Lock()
 	if h.closed {
@@ -217,5 +229,4 @@ func (h *hub) close() {
 	if ps != nil {
 		ps.Close()
 	}
-	h.loop.Wait()
 }

@@ -50,6 +50,9 @@ func OpenDriver(ctx context.Context, rawURL string) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := rediswire.CheckPrefix(o.Prefix); err != nil {
+		return nil, err
+	}
 	client := redis.NewClient(opt)
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
@@ -73,6 +76,9 @@ func NewDriver(client redis.UniversalClient, opts *Options) (driver.Driver, erro
 	if opts != nil {
 		o = *opts
 	}
+	if err := rediswire.CheckPrefix(o.Prefix); err != nil {
+		return nil, err
+	}
 	return newDriver(client, o, false), nil
 }
 
@@ -83,6 +89,11 @@ type redisDriver struct {
 	owned  bool
 	prefix string
 	hub    *hub
+	// calls returns every request by its ctx's end, also on a user's
+	// client without ContextTimeoutEnabled; what outlives its caller runs
+	// in bg, which Close waits for (at most rediswire.CloseWait).
+	calls *rediswire.Calls
+	bg    *rediswire.Background
 
 	closeOnce sync.Once
 	closeErr  error
@@ -94,7 +105,9 @@ var (
 )
 
 func newDriver(client redis.UniversalClient, o Options, owned bool) *redisDriver {
-	return &redisDriver{client: client, owned: owned, prefix: o.Prefix, hub: newHub(client)}
+	bg := &rediswire.Background{}
+	return &redisDriver{client: client, owned: owned, prefix: o.Prefix, hub: newHub(client, bg),
+		calls: rediswire.NewCalls(client, bg), bg: bg}
 }
 
 func (d *redisDriver) names(key string) rediswire.Names { return rediswire.NamesFor(d.prefix, key) }
@@ -106,7 +119,9 @@ func (d *redisDriver) Info() driver.Info {
 
 // Acquire is one EVALSHA (see the package documentation).
 func (d *redisDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
-	l, err := rediswire.Acquire(ctx, d.client, d.names(req.Key), req.Token, req.Owner, req.TTL)
+	l, err := rediswire.Run(ctx, d.calls, func(ctx context.Context) (driver.Lease, error) {
+		return rediswire.Acquire(ctx, d.client, d.names(req.Key), req.Token, req.Owner, req.TTL)
+	})
 	if err != nil {
 		return l, classify(err)
 	}
@@ -117,7 +132,10 @@ func (d *redisDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (d
 // Release is one EVALSHA: compare the token, then hand the lock to the
 // oldest live waiter or delete it.
 func (d *redisDriver) Release(ctx context.Context, l driver.Lease) error {
-	return classify(rediswire.Release(ctx, d.client, d.names(l.Key), l.Token))
+	_, err := rediswire.Run(ctx, d.calls, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, rediswire.Release(ctx, d.client, d.names(l.Key), l.Token)
+	})
+	return classify(err)
 }
 
 // Renew is one pipeline of EVALSHA for the whole batch: one round trip.
@@ -126,7 +144,9 @@ func (d *redisDriver) Renew(ctx context.Context, leases []driver.Lease) ([]error
 	for i, l := range leases {
 		items[i] = rediswire.RenewItem{Names: d.names(l.Key), Token: l.Token, TTL: l.TTL}
 	}
-	errs, err := rediswire.Renew(ctx, d.client, items)
+	errs, err := rediswire.Run(ctx, d.calls, func(ctx context.Context) ([]error, error) {
+		return rediswire.Renew(ctx, d.client, items)
+	})
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -138,15 +158,21 @@ func (d *redisDriver) Renew(ctx context.Context, leases []driver.Lease) ([]error
 
 // Inspect is one EVALSHA: GET, PTTL and the holder's metadata, atomically.
 func (d *redisDriver) Inspect(ctx context.Context, key string) (driver.Holder, error) {
-	h, err := rediswire.Inspect(ctx, d.client, d.names(key))
+	h, err := rediswire.Run(ctx, d.calls, func(ctx context.Context) (driver.Holder, error) {
+		return rediswire.Inspect(ctx, d.client, d.names(key))
+	})
 	return h, classify(err)
 }
 
-// Close stops the shared subscription and, for a driver made by Open or
-// OpenDriver, closes its connection. A client passed to New stays open.
+// Close stops the shared subscription, waits for requests still running in
+// the background (at most rediswire.CloseWait: a waiter leaving its queue,
+// a request whose caller's ctx ended first on a client that ignores ctx
+// deadlines) and, for a driver made by Open or OpenDriver, closes its
+// connection. A client passed to New stays open.
 func (d *redisDriver) Close() error {
 	d.closeOnce.Do(func() {
 		d.hub.close()
+		d.bg.Close(rediswire.CloseWait)
 		if d.owned {
 			d.closeErr = d.client.Close()
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/rediswire"
 )
 
 // The URL schemes this package registers with distlock.Open.
@@ -60,8 +61,11 @@ func parseURL(raw string) (*redis.Options, Options, error) {
 		}
 		o.Prefix = vals[0]
 		q.Del(paramPrefix)
-		u.RawQuery = q.Encode()
 	}
+	if err := rediswire.TakeContextTimeout(q); err != nil {
+		return bad("%v", err)
+	}
+	u.RawQuery = q.Encode()
 	opt, err := redis.ParseURL(u.String())
 	if err != nil {
 		msg := err.Error()
@@ -70,5 +74,8 @@ func parseURL(raw string) (*redis.Options, Options, error) {
 		}
 		return bad("%s", msg)
 	}
+	// A driver's calls must return by their ctx's deadline, not by
+	// go-redis's own read_timeout (3s by default).
+	opt.ContextTimeoutEnabled = true
 	return opt, o, nil
 }

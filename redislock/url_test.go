@@ -20,6 +20,13 @@ func TestParseURL(t *testing.T) {
 		opt.DialTimeout != 3*time.Second || opt.TLSConfig != nil || o.Prefix != "app:" {
 		t.Fatalf("got %+v, %+v", opt, o)
 	}
+	if !opt.ContextTimeoutEnabled {
+		t.Fatal("a client made from a URL must honour ctx deadlines (ContextTimeoutEnabled)")
+	}
+	opt, _, err = parseURL("redis://h/?context_timeout_enabled=true&read_timeout=10s")
+	if err != nil || !opt.ContextTimeoutEnabled || opt.ReadTimeout != 10*time.Second {
+		t.Fatalf("context_timeout_enabled=true: %+v, %v", opt, err)
+	}
 	opt, o, err = parseURL("REDISS://h")
 	if err != nil || opt.TLSConfig == nil || opt.Addr != "h:6379" || o.Prefix != "" {
 		t.Fatalf("rediss: %+v %+v %v", opt, o, err)
@@ -30,6 +37,8 @@ func TestParseURL(t *testing.T) {
 		"redis://:s3cret@h/?nope=1",
 		"redis://:s3cret@h:port/",
 		"http://:s3cret@h/",
+		"redis://:s3cret@h/?context_timeout_enabled=false",
+		"redis://:s3cret@h/?context_timeout_enabled=maybe",
 	} {
 		_, _, err := parseURL(bad)
 		if !errors.Is(err, distlock.ErrInvalid) {

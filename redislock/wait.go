@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
 	"github.com/distlock/distlock/internal/rediswire"
 )
@@ -29,9 +32,14 @@ func waiterLease(ttl time.Duration) time.Duration {
 // that wakes this waiter has already made it the holder. A waiter also
 // checks again at the holder's remaining TTL (a crashed holder, or a holder
 // using another library, whose release publishes nothing) and every third of
-// its queue lease; ctx's end costs one round trip to leave the queue.
+// its queue lease. When ctx ends it leaves the queue (one round trip),
+// passing on a lock handed to it meanwhile, waiting at most leaveAtOnce
+// for the server before it returns and leaves in the background.
 func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	n := d.names(req.Key)
+	if err := rediswire.CheckLock(n.Lock); err != nil {
+		return driver.Lease{}, err
+	}
 	if !d.hub.active() {
 		l, err := d.Acquire(ctx, req)
 		if !errors.Is(err, driver.ErrLocked) {
@@ -41,13 +49,17 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 	w := d.hub.join(ctx, req.Token)
 	defer d.hub.leave(w)
 
-	// giveUp leaves the queue and reports ctx's end. When the store confirmed
-	// the exit, nothing is held and the error is definite: it wraps the
-	// contention seen. Otherwise the portable layer reads back by token.
-	var locked error = driver.ErrLocked
+	// giveUp reports ctx's end, having left the queue (passing on or
+	// deleting a lock taken or handed over meanwhile), or, if the server
+	// does not answer at once, while leaving goes on in the background:
+	// nothing is held for the caller either way, and the error is
+	// definite, wrapping the contention seen, or ErrRetry if the server
+	// never answered.
+	var locked error // the contention seen
 	giveUp := func() (driver.Lease, error) {
-		if d.leave(ctx, n, req.Token) != nil {
-			return driver.Lease{}, context.Cause(ctx)
+		d.leaveNow(ctx, n, req.Token, req.TTL)
+		if locked == nil {
+			return driver.Lease{}, fmt.Errorf("%w: %w (redis: no answer; anything taken is given back in the background)", context.Cause(ctx), driver.ErrRetry)
 		}
 		return driver.Lease{}, fmt.Errorf("%w: %w", context.Cause(ctx), locked)
 	}
@@ -57,7 +69,9 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		l, err := rediswire.EnqueueNotify(ctx, d.client, n, req.Token, req.Owner, d.hub.channel, req.TTL, lease)
+		l, err := rediswire.Run(ctx, d.calls, func(ctx context.Context) (driver.Lease, error) {
+			return rediswire.EnqueueNotify(ctx, d.client, n, req.Token, req.Owner, d.hub.channel, req.TTL, lease)
+		})
 		if err == nil {
 			l.Key = req.Key
 			return l, nil
@@ -67,8 +81,7 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 			if ctx.Err() != nil {
 				return giveUp()
 			}
-			d.leave(ctx, n, req.Token)
-			return driver.Lease{}, classify(err)
+			return driver.Lease{}, d.failed(ctx, n, req, err)
 		}
 		locked = err
 		wait := lease / 3
@@ -90,18 +103,79 @@ func (d *redisDriver) AcquireWait(ctx context.Context, req driver.AcquireRequest
 		case <-ctx.Done():
 			return giveUp()
 		case <-d.hub.done:
-			d.leave(ctx, n, req.Token)
+			d.leaveLater(n, req.Token, req.TTL)
 			return driver.Lease{}, fmt.Errorf("%w: driver closed", driver.ErrUnavailable)
 		}
 	}
 }
 
-// leave takes the waiter out of the queue, passing on the lock if a release
-// handed it over meanwhile. It outlives ctx by up to two seconds: a waiter
-// that gives up must not leave the lock with nobody using it.
-func (d *redisDriver) leave(ctx context.Context, n rediswire.Names, token string) error {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	_, err := rediswire.Leave(lctx, d.client, n, token)
-	return err
+// failed answers an enqueue that failed with err while ctx still runs. The
+// waiter leaves the queue first, so that no lock handed to it meanwhile is
+// left with nobody using it; err then goes to the caller, whose read-back
+// by token cannot race that leave. If leaving fails too, it goes on in the
+// background, and the answer is definite (ErrRetry: anything taken is being
+// given back), so that the caller does not adopt a lock the background
+// leave may pass on.
+func (d *redisDriver) failed(ctx context.Context, n rediswire.Names, req driver.AcquireRequest, err error) error {
+	if errors.Is(err, distlock.ErrInvalid) {
+		d.leaveLater(n, req.Token, req.TTL)
+		return err
+	}
+	_, lerr := rediswire.Run(ctx, d.calls, func(ctx context.Context) (bool, error) {
+		return rediswire.Leave(ctx, d.client, n, req.Token)
+	})
+	if lerr == nil {
+		return classify(err)
+	}
+	d.leaveLater(n, req.Token, req.TTL)
+	return fmt.Errorf("%w: redis: the wait in the queue failed (%w), and so did leaving it (%v); leaving in the background", driver.ErrRetry, classify(err), lerr)
 }
+
+// leaveAtOnce bounds the wait for a waiter's leaving the queue once its ctx
+// has ended. A healthy server answers well within it, so the waiter is out
+// of the queue when AcquireWait returns and no release hands the lock to a
+// waiter that has gone; one that does not answer costs this much past ctx,
+// and the leaving goes on in the background.
+const leaveAtOnce = 100 * time.Millisecond
+
+// leaveNow takes a waiter whose ctx ended out of the queue, waiting at most
+// leaveAtOnce for the server; then leaveLater takes over.
+func (d *redisDriver) leaveNow(ctx context.Context, n rediswire.Names, token string, ttl time.Duration) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveAtOnce)
+	defer cancel()
+	_, err := rediswire.Run(lctx, d.calls, func(ctx context.Context) (bool, error) {
+		return rediswire.Leave(ctx, d.client, n, token)
+	})
+	if err != nil {
+		d.leaveLater(n, token, ttl)
+	}
+}
+
+// leaveLater takes a waiter that gave up out of the queue, in the
+// background, passing on the lock if a release handed it over meanwhile: a
+// waiter that gives up must not leave the lock with nobody using it. It
+// tries until the server answers, or until a lock handed over would have
+// expired by itself (ttl from now), or the driver closes.
+func (d *redisDriver) leaveLater(n rediswire.Names, token string, ttl time.Duration) {
+	until := time.Now().Add(ttl)
+	d.bg.Go(func() {
+		pause := 10 * time.Millisecond
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+			_, err := rediswire.Leave(ctx, d.client, n, token)
+			cancel()
+			if err == nil || errors.Is(err, redis.ErrClosed) || time.Now().Add(pause).After(until) {
+				return
+			}
+			select {
+			case <-time.After(pause):
+			case <-d.hub.done:
+				return
+			}
+			pause = min(2*pause, time.Second)
+		}
+	})
+}
+
+// leaveTimeout bounds one attempt to leave the queue.
+const leaveTimeout = 2 * time.Second

@@ -192,3 +192,44 @@ func TestCloseEndsWait(t *testing.T) {
 		t.Fatal("Close did not end a waiting Lock")
 	}
 }
+
+// A waiter whose ctx ends is out of the queue when Lock returns, so the
+// holder's release that follows frees the key rather than hand it to a
+// waiter that is gone.
+func TestCancelledWaiterLeavesBeforeReturning(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	ctx := t.Context()
+	cs := openClients(t, srv.Addr(), 3, distlock.WithTTL(30*time.Second))
+	key := t.Name()
+	holder, err := cs[0].TryLock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		wctx, cancel := context.WithCancel(ctx)
+		got := make(chan error, 1)
+		go func() {
+			_, err := cs[1].Lock(wctx, key)
+			got <- err
+		}()
+		waitQueued(t, admin, key, 1)
+		cancel()
+		if err := <-got; err == nil {
+			t.Fatalf("round %d: a cancelled Lock returned the lock", round)
+		}
+		n := rediswire.NamesFor("", key)
+		if q, w := admin.LLen(ctx, n.Queue).Val(), admin.HLen(ctx, n.Waiters).Val(); q != 0 || w != 0 {
+			t.Fatalf("round %d: %d queued and %d waiter entries left when the cancelled Lock returned", round, q, w)
+		}
+	}
+	if err := holder.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := cs[2].TryLock(ctx, key)
+	if err != nil {
+		t.Fatalf("TryLock after the holder unlocked: %v; the cancelled waiters must hold nothing", err)
+	}
+	l.Unlock(ctx)
+}

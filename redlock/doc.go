@@ -25,10 +25,15 @@
 //     Otherwise the key is released on every node that granted it or did
 //     not answer (its write may have landed), and the attempt fails.
 //   - The fence is the largest of the fences the granting nodes returned.
-//     Each node counts fences on its own, so their counters differ; when
-//     fewer than Q granting nodes already stand at the fence, a second round
-//     trip raises the others' counters (and their record of the holder's
-//     fence) to it before the lock is handed out. See "Fencing".
+//     Each node makes its fences on its own, by the single-instance rule
+//     max(last + 1, its clock in microseconds), and, asked by the acquire,
+//     never below a floor: our clock in microseconds plus one second, the
+//     same for every node. So nodes whose counters agree, or have none,
+//     make the same fence. When fewer than Q granting nodes stand at the
+//     fence (a node missed a grant, or its clock is more than a second
+//     ahead of ours), a second round trip raises the others' counters (and
+//     their record of the holder's fence) to it before the lock is handed
+//     out.
 //   - Release runs the single-instance compare-and-delete on every node.
 //     It succeeds if any node held the token, and is ErrNotHeld when at
 //     least Q nodes said the token does not hold the key and none released
@@ -95,22 +100,30 @@
 //   - Fences of a key increase strictly with every acquisition: after a
 //     lock is granted with fence F, at least Q nodes have counters at F or
 //     above; any later majority includes one of them, whose next fence is
-//     above F, and the new fence is the largest of its majority's.
+//     above F, and the new fence is the largest of its majority's. Those
+//     counters expire an hour after the lock's TTL (rediswire.FenceKeep);
+//     by then the clocks a next fence never falls below (the node's, and
+//     the acquiring client's plus a second) are past F, as long as the
+//     clients' and the nodes' clocks agree to within half an hour.
 //   - Up to N-Q nodes may be down, paused or partitioned away: every
 //     operation goes on with the others, each request costing at most the
 //     per-node limit on a silent node.
 //   - Keys, tokens and owners reach Redis as script arguments, never
-//     spliced into a script.
+//     spliced into a script. Lock names that begin with "distlock:{"
+//     (distlock's own keys, see internal/rediswire) are refused with
+//     ErrInvalid, and so is a prefix that begins with it. A node whose fence
+//     counter holds something else than a fence refuses the key, having
+//     taken nothing; when so many refuse that no majority can grant, the
+//     acquire fails with ErrInvalid naming them.
 //
 // # What is not guaranteed
 //
 //   - A node that restarts without persistence forgets the keys it held.
 //     If the holder's majority depended on it, another client can now
 //     gather a majority with the restarted node: two holders at once.
-//     Fencing breaks too: the restarted node's counter is seeded anew from
-//     its own clock (in microseconds), which is above the fences it issued
-//     before only if its clock is not behind; and the fence of the last
-//     holder may have come from another node whose clock was ahead. To keep
+//     Fencing holds as long as the clients' and the nodes' clocks agree to
+//     within the time the restart took: a node without a counter makes its
+//     fence from its clock and the acquiring client's. To keep
 //     exclusion across restarts, run every node with appendonly yes and
 //     appendfsync always, or keep a restarted node out for longer than the
 //     longest TTL in use (a delayed restart). Replication does not help:
@@ -171,8 +184,10 @@
 // password or user parameter is refused), so distlock redacts them from
 // errors. Unless the URL says otherwise, each node's client is made with
 // max_retries=-1 (one attempt: the Client retries, and a retry would not fit
-// in the per-node limit), one dial attempt per request, and
-// ContextTimeoutEnabled, so the per-node limit bounds the socket reads.
+// in the per-node limit). Always, it makes one dial attempt per request and
+// has ContextTimeoutEnabled, so the per-node limit and the caller's ctx
+// bound the socket reads (context_timeout_enabled=true is accepted, false
+// refused).
 //
 // Opening asks every node for its run_id (one INFO per node). It fails with
 // ErrUnavailable if fewer than a majority answer, and with ErrInvalid if a
@@ -186,9 +201,10 @@
 // two *redis.Client with the same address, is refused, and so are two
 // clients that reach the same server (by run_id). Set ContextTimeoutEnabled:
 // true on them: otherwise a node that stops answering holds a goroutine
-// until the client's own ReadTimeout, and Client.Close waits for it, though
-// no lock operation waits past the per-node limit. MaxRetries: -1 and
-// DialerRetries: 1 are advised for the reasons given above.
+// until the client's own ReadTimeout, and Client.Close waits for it (at
+// most 10s), though no call waits past the per-node limit or its ctx.
+// MaxRetries: -1 and DialerRetries: 1 are advised for the reasons given
+// above.
 //
 // # Wire protocol
 //
@@ -197,17 +213,19 @@
 // prefix+key holding the token, with a PX expiry; its fence counter and
 // holder metadata sit under the same Cluster hash tag. Another program can
 // take part by running the same scripts on every node and following the
-// algorithm above. This package adds one script, run only to spread a
-// fence (KEYS: the fence counter, the metadata; ARGV: token, fence as
-// decimal text):
+// algorithm above; the acquire passes the floor (ARGV[5] of acquire.lua,
+// our clock in microseconds plus 1000000) to every node. This package adds
+// one script, run only to spread a fence (KEYS: the fence counter, the
+// metadata; ARGV: token, fence, the counter's expiry in ms (the lock's TTL
+// plus rediswire.FenceKeep), numbers as decimal text):
 //
 //	local want = tonumber(ARGV[2])
-//	local have = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-//	if have < want then
-//	  redis.call('SET', KEYS[1], ARGV[2])
+//	local have = redis.pcall('GET', KEYS[1])
+//	if type(have) ~= 'string' or not string.match(have, '^%d+$') or tonumber(have) < want then
+//	  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 //	end
-//	local m = redis.call('GET', KEYS[2])
-//	if m then
+//	local m = redis.pcall('GET', KEYS[2])
+//	if type(m) == 'string' then
 //	  local ok, d = pcall(cjson.decode, m)
 //	  if ok and type(d) == 'table' and d.token == ARGV[1] then
 //	    if (tonumber(d.fence) or 0) < want then
@@ -226,10 +244,11 @@
 // Per node, all nodes in parallel, so the time of each is that of the
 // slowest node that answers (at most the per-node limit):
 //
-//	TryLock             1 (2 when the nodes' fence counters disagree:
-//	                    the first lock of a key, or after a node missed
-//	                    a grant); a failed attempt adds 1 release on each
-//	                    node that granted or did not answer
+//	TryLock             1 (2 when the nodes' fences disagree: after a
+//	                    node missed a grant, or when a node's clock is
+//	                    more than a second ahead of ours); a failed
+//	                    attempt adds 1 release on each node that granted
+//	                    or did not answer
 //	Lock                as TryLock, per attempt
 //	Unlock              1
 //	renewal             1 pipeline per batch, whatever the number of locks

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
 	"github.com/distlock/distlock/internal/rediswire"
 )
@@ -25,15 +26,19 @@ type redlockDriver struct {
 	nodes    []*node
 	quorum   int // N/2 + 1
 	opts     Options
-	own      bool           // the clients were made by Open: Close closes them
-	inflight sync.WaitGroup // node requests still running
+	own      bool                 // the clients were made by Open: Close closes them
+	inflight rediswire.Background // node requests, some still running after their caller returned
 	closeMu  sync.Once
 	closeErr error
 }
 
 func newDriver(ctx context.Context, nodes []*node, opts Options, own bool) (*redlockDriver, error) {
 	d := &redlockDriver{nodes: nodes, quorum: len(nodes)/2 + 1, opts: opts, own: own}
-	if err := d.probe(ctx); err != nil {
+	err := rediswire.CheckPrefix(opts.Prefix)
+	if err == nil {
+		err = d.probe(ctx)
+	}
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -109,16 +114,21 @@ func (e lineErrors) Unwrap() []error { return e }
 // released on every node that may have taken it.
 func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
 	names := d.names(req.Key)
+	if err := rediswire.CheckLock(names.Lock); err != nil {
+		return driver.Lease{}, err
+	}
 	ttl := time.Duration(rediswire.Millis(req.TTL)) * time.Millisecond
 	timeout := d.nodeTimeout(ttl)
 	start := time.Now()
+	floor := uint64(start.UnixMicro()) + fenceLead
 	replies := fanOut(ctx, d, timeout, func(ctx context.Context, n *node) (driver.Lease, error) {
-		return rediswire.Acquire(ctx, n.c, names, req.Token, req.Owner, ttl)
+		return rediswire.AcquireAbove(ctx, n.c, names, req.Token, req.Owner, ttl, floor)
 	})
 
 	const (
 		granted = iota
 		locked
+		refused // the node's fence counter holds no fence: nothing taken
 		unsent  // surely had no effect
 		unknown // may have taken the key
 	)
@@ -138,6 +148,8 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 			votes[i] = locked
 			holder = mergeHolder(holder, held.Holder)
 			holderFences = append(holderFences, held.Holder.Fence)
+		case errors.Is(r.err, distlock.ErrInvalid):
+			votes[i] = refused
 		case rediswire.Unsent(r.err):
 			votes[i] = unsent
 		default:
@@ -160,7 +172,7 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 			}
 		}
 		if len(atFence) < d.quorum {
-			raised, err := d.raiseFences(ctx, timeout, names, req.Token, fence, behind)
+			raised, err := d.raiseFences(ctx, timeout, ttl, names, req.Token, fence, behind)
 			if len(atFence)+raised < d.quorum {
 				failure = fmt.Errorf("redlock: fence %d reached %d of %d nodes, a majority needs %d: %w",
 					fence, len(atFence)+raised, len(d.nodes), d.quorum, err)
@@ -187,17 +199,20 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 	stillHeld := d.releaseOn(ctx, ttl, names, req.Token, giveBack)
 
 	n, q := len(d.nodes), d.quorum
-	unreachable, failed := 0, 0
+	unreachable, failed, refusals := 0, 0, 0
 	for _, v := range votes {
 		switch v {
 		case unsent:
 			unreachable++
 			failed++
-		case unknown:
+		case unknown, refused:
 			failed++
 		}
+		if v == refused {
+			refusals++
+		}
 	}
-	failedErr := nodeErrors(d, replies, func(i int) bool { return votes[i] == unsent || votes[i] == unknown })
+	failedErr := nodeErrors(d, replies, func(i int) bool { return votes[i] >= refused })
 	if failure == nil {
 		failure = fmt.Errorf("redlock: %d of %d nodes granted the lock, a majority needs %d", grants, n, q)
 		if failed > 0 {
@@ -212,6 +227,10 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 		// that never reached a majority (see raiseFences); the key is
 		// blocked until its TTL instead, a cost in time, not in safety.
 		return driver.Lease{}, fmt.Errorf("%w: %w (the release got no answer from %d nodes, which may keep the key until its ttl)", driver.ErrRetry, failure, stillHeld)
+	case refusals > n-q:
+		// Too many nodes cannot make a fence for the key: waiting would
+		// not help, an operator must delete the bad counters.
+		return driver.Lease{}, fmt.Errorf("%w: redlock: %d of %d nodes refused the key: %w", distlock.ErrInvalid, refusals, n, failedErr)
 	case unreachable > n-q:
 		// Refused connections alone rule a majority out: the store is
 		// down, waiting would not help.
@@ -255,12 +274,11 @@ func (d *redlockDriver) releaseOn(ctx context.Context, ttl time.Duration, names 
 		return 0
 	}
 	// Release even if the caller's ctx has ended: a key left behind blocks
-	// its node's vote until it expires.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.slowTimeout(ttl))
-	defer cancel()
-	replies := fanOutOn(ctx, d, d.slowTimeout(ttl), idx, func(ctx context.Context, n *node) (struct{}, error) {
+	// its node's vote until it expires. The wait for the answers ends with
+	// ctx, the releases run on.
+	replies := fanOutUntil(ctx, context.WithoutCancel(ctx), d, d.slowTimeout(ttl), idx, func(ctx context.Context, n *node) (struct{}, error) {
 		return struct{}{}, rediswire.Release(ctx, n.c, names, token)
-	})
+	}, nil, 0)
 	stillHeld := 0
 	for _, r := range replies {
 		if r.err != nil && !errors.Is(r.err, driver.ErrNotHeld) {
@@ -294,7 +312,7 @@ func (d *redlockDriver) Release(ctx context.Context, l driver.Lease) error {
 		}
 		return released > 0 && decided >= d.quorum
 	}
-	replies := fanOutUntil(ctx, d, d.slowTimeout(l.TTL), nil, func(ctx context.Context, n *node) (struct{}, error) {
+	replies := fanOutUntil(ctx, ctx, d, d.slowTimeout(l.TTL), nil, func(ctx context.Context, n *node) (struct{}, error) {
 		return struct{}{}, rediswire.Release(ctx, n.c, names, l.Token)
 	}, majorityReleased, d.nodeTimeout(l.TTL))
 	released, notHeld := 0, 0
@@ -407,6 +425,9 @@ func (d *redlockDriver) Renew(ctx context.Context, leases []driver.Lease) ([]err
 // those could still make one, the answer is an error.
 func (d *redlockDriver) Inspect(ctx context.Context, key string) (driver.Holder, error) {
 	names := d.names(key)
+	if err := rediswire.CheckLock(names.Lock); err != nil {
+		return driver.Holder{}, err
+	}
 	replies := fanOut(ctx, d, d.slowTimeout(0), func(ctx context.Context, n *node) (driver.Holder, error) {
 		return rediswire.Inspect(ctx, n.c, names)
 	})
@@ -474,23 +495,13 @@ func majorityFence(fences []uint64, quorum int) uint64 {
 	return s[min(quorum, len(s))-1]
 }
 
-// closeWait bounds how long Close waits for node requests still running: a
-// caller's client without ContextTimeoutEnabled and with no ReadTimeout
-// could otherwise hold Close forever on a paused node.
-const closeWait = 10 * time.Second
-
-// Close waits (up to closeWait) for node requests still running and closes
-// the clients Open made (never the caller's).
+// Close waits (up to rediswire.CloseWait) for node requests still running
+// (a caller's client without ContextTimeoutEnabled holds one on a paused
+// node until its own ReadTimeout), and closes the clients Open made (never
+// the caller's).
 func (d *redlockDriver) Close() error {
 	d.closeMu.Do(func() {
-		done := make(chan struct{})
-		go func() { d.inflight.Wait(); close(done) }()
-		timer := time.NewTimer(closeWait)
-		select {
-		case <-done:
-		case <-timer.C:
-		}
-		timer.Stop()
+		d.inflight.Close(rediswire.CloseWait)
 		if !d.own {
 			return
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
+	"github.com/distlock/distlock/internal/rediswire"
 )
 
 // Scheme is the URL scheme this package registers with distlock.Open.
@@ -108,8 +109,10 @@ func parseURL(u *url.URL) (urlConfig, error) {
 		cfg.opts.NodeTimeout = d
 		q.Del(paramNodeTimeout)
 	}
+	if err := rediswire.TakeContextTimeout(q); err != nil {
+		return bad("%v", err)
+	}
 	setRetries := !q.Has("max_retries")
-	setCtxTimeout := !q.Has("context_timeout_enabled")
 
 	hosts := strings.Split(u.Host, ",")
 	seen := make(map[string]string, len(hosts))
@@ -141,11 +144,9 @@ func parseURL(u *url.URL) (urlConfig, error) {
 		// would turn a refused connection (surely nothing done) into a
 		// timeout (outcome unknown) at any per-node limit.
 		o.DialerRetries = 1
-		if setCtxTimeout {
-			// Per-node time limits are contexts: let them bound the
-			// socket reads, not only the wait.
-			o.ContextTimeoutEnabled = true
-		}
+		// Per-node time limits are contexts: let them bound the socket
+		// reads, not only the wait.
+		o.ContextTimeoutEnabled = true
 		cfg.nodes = append(cfg.nodes, o)
 	}
 	if err := checkCount(len(cfg.nodes)); err != nil {

@@ -48,6 +48,13 @@ func TestParseURL(t *testing.T) {
 				}
 			}},
 		{url: "redlock://a:1,b:2,c:3?tls=false", nodes: []string{"a:1", "b:2", "c:3"}},
+		{url: "redlock://a:1,b:2,c:3?context_timeout_enabled=true", nodes: []string{"a:1", "b:2", "c:3"},
+			check: func(t *testing.T, cfg urlConfig) {
+				if !cfg.nodes[0].ContextTimeoutEnabled {
+					t.Error("context_timeout_enabled=true gave ContextTimeoutEnabled false")
+				}
+			}},
+		{url: "redlock://a:1,b:2,c:3?context_timeout_enabled=false", wantErr: "context_timeout_enabled=false is not accepted"},
 
 		{url: "redlock://a:1,b:2", wantErr: "at least 3"},
 		{url: "redlock://a:1", wantErr: "at least 3"},

@@ -24,9 +24,10 @@ func Classify(err error) error {
 	return err
 }
 
-// Unsent reports whether err means the request was never sent.
+// Unsent reports whether err means the request was never sent (an error
+// that wraps driver.ErrUnavailable says so already).
 func Unsent(err error) bool {
-	if errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) {
+	if errors.Is(err, driver.ErrUnavailable) || errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) {
 		return true
 	}
 	var op *net.OpError

@@ -1,6 +1,38 @@
 package rediswire
 
-import "sync"
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/distlock/distlock"
+)
+
+// ReservedPrefix begins every Redis key distlock writes besides the lock
+// key itself (the fence counter, the metadata, the queue; see NamesFor).
+// A lock name that begins with it is refused: a lock on another lock's
+// counter or metadata would break that lock's grants. Other names under
+// "distlock:" ("distlock:jobs") are the user's.
+const ReservedPrefix = "distlock:{"
+
+// CheckLock refuses a lock name (prefix+key) in distlock's own key space,
+// with an error wrapping distlock.ErrInvalid that names the problem.
+func CheckLock(name string) error {
+	if strings.HasPrefix(name, ReservedPrefix) {
+		return fmt.Errorf("%w: lock name %q begins with %q, which distlock keeps for its own keys (fence counters, holder metadata, waiter queues)",
+			distlock.ErrInvalid, name, ReservedPrefix)
+	}
+	return nil
+}
+
+// CheckPrefix refuses a key prefix under which every lock name would be
+// refused by CheckLock.
+func CheckPrefix(prefix string) error {
+	if strings.HasPrefix(prefix, ReservedPrefix) {
+		return fmt.Errorf("%w: prefix %q begins with %q, which distlock keeps for its own keys", distlock.ErrInvalid, prefix, ReservedPrefix)
+	}
+	return nil
+}
 
 // Names are the Redis keys and the channel one lock name uses. Every key
 // hashes to the same Redis Cluster slot as Lock, so one script can touch them
@@ -9,11 +41,13 @@ type Names struct {
 	// Lock is the lock key itself: prefix+key. Its value is the holder's
 	// token, set with a PX expiry (the scheme redsync and bsm/redislock use).
 	Lock string
-	// Fence is the fence counter: a string key holding an integer, never
-	// given an expiry.
+	// Fence is the fence counter: a string key holding the last fence as
+	// decimal text, expiring FenceKeep after the TTL of the grant that
+	// last set it.
 	Fence string
-	// Meta is a hash about the current holder (fields token, owner, fence),
-	// with the same expiry as Lock.
+	// Meta is a string key about the current holder, JSON
+	// {"token":..., "owner":..., "fence":"<decimal>"}, with the same
+	// expiry as Lock.
 	Meta string
 	// Queue is a list of waiter tokens, oldest first.
 	Queue string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/driver"
 )
 
@@ -23,22 +24,80 @@ func Millis(d time.Duration) int64 {
 
 func (n Names) all() []string { return []string{n.Lock, n.Fence, n.Meta, n.Queue, n.Waiters} }
 
+// FenceKeep is how long a fence counter outlives the TTL of the grant that
+// last set it. Under the fence rule (next fence = max(last + 1, the
+// server's clock in microseconds)) a missing counter is safe as soon as the
+// server's clock has passed every fence the counter issued, which it has
+// microseconds after the last grant, unless the clock steps back: keeping
+// the counter this long keeps fences strictly increasing through any step
+// back of the server's clock shorter than FenceKeep, and bounds what a key
+// leaves behind once nobody locks it.
+const FenceKeep = time.Hour
+
+// fenceKeep is FenceKeep, shortened by tests that watch counters expire.
+var fenceKeep = FenceKeep
+
+// CounterExpiry is the expiry, in ms, that a grant with ttl gives the fence
+// counter: ttl, then FenceKeep.
+func CounterExpiry(ttl time.Duration) int64 { return Millis(ttl) + Millis(fenceKeep) }
+
 // Acquire tries once to take n.Lock for token: one EVALSHA (EVAL after a
 // NOSCRIPT reply). It sets the lock with PX ttl if the key is free, or, if the
 // lock already holds token (a retried request), extends it by ttl and returns
 // the lease it holds. A new lease gets a fresh fence. Contention is a
 // *driver.HeldError carrying the holder's remaining TTL and, when the holder
 // took the lock through this scheme, its owner and fence.
-// Errors other than contention are returned as go-redis gave them (see
-// Classify).
+// A lock name in distlock's own key space (see CheckLock), or a fence
+// counter that holds no fence, is refused with an error wrapping
+// distlock.ErrInvalid; nothing is then held. Other errors are returned as
+// go-redis gave them (see Classify).
 func Acquire(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration) (driver.Lease, error) {
-	ms := Millis(ttl)
-	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner).Slice()
-	if err != nil {
+	return AcquireAbove(ctx, c, n, token, owner, ttl, 0)
+}
+
+// AcquireAbove is Acquire whose new fence is at least floor: Redlock asks
+// every node for the same floor, so that nodes whose counters agree (or
+// stand below it) make the same fence.
+func AcquireAbove(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration, floor uint64) (driver.Lease, error) {
+	if err := CheckLock(n.Lock); err != nil {
 		return driver.Lease{}, err
+	}
+	ms := Millis(ttl)
+	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner, Millis(fenceKeep), strconv.FormatUint(floor, 10)).Slice()
+	if err != nil {
+		return driver.Lease{}, badFence(n, err)
 	}
 	return acquireResult(n.Lock, token, ms, res)
 }
+
+// badFence names the counter when a script refused a grant because the
+// fence counter holds no fence.
+func badFence(n Names, err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return err
+	}
+	msg, ok := strings.CutPrefix(rerr.Error(), "BADFENCE ")
+	if !ok {
+		return err
+	}
+	msg, _, _ = strings.Cut(msg, " script: ") // the server's note of where
+	return &badFenceError{
+		msg: fmt.Sprintf("%v: the fence counter %q of lock %q %s, so no fence can be made for the lock; deleting that key mends it",
+			distlock.ErrInvalid, n.Fence, n.Lock, msg),
+		err: err,
+	}
+}
+
+// badFenceError is distlock.ErrInvalid and the server's error reply,
+// worded once.
+type badFenceError struct {
+	msg string
+	err error
+}
+
+func (e *badFenceError) Error() string   { return e.msg }
+func (e *badFenceError) Unwrap() []error { return []error{distlock.ErrInvalid, e.err} }
 
 func acquireResult(key, token string, ms int64, res []any) (driver.Lease, error) {
 	if len(res) < 2 {
@@ -90,10 +149,12 @@ func decodeMeta(s string) (meta, bool) {
 
 // Release deletes n.Lock only if it holds token: one EVALSHA. If waiters are
 // queued (see Enqueue), the lock is handed to the oldest live one instead of
-// deleted, and a message naming it is published on n.Channel.
-// driver.ErrNotHeld if the lock does not hold token.
+// deleted, with a new fence, and a message naming it is published on the
+// channel its entry names (n.Channel if none); if the fence counter holds no
+// fence, the lock is deleted instead. driver.ErrNotHeld if the lock does not
+// hold token.
 func Release(ctx context.Context, c redis.Scripter, n Names, token string) error {
-	r, err := releaseScript.Run(ctx, c, n.all(), token, n.Channel).Int64()
+	r, err := releaseScript.Run(ctx, c, n.all(), token, n.Channel, Millis(fenceKeep)).Int64()
 	if err != nil {
 		return err
 	}
@@ -106,8 +167,12 @@ func Release(ctx context.Context, c redis.Scripter, n Names, token string) error
 // Inspect reads who holds n.Lock: one EVALSHA (GET, PTTL and the holder's
 // metadata, atomically). A holder that locked through another library (the
 // value is not the token in the metadata) is reported with its token, its TTL
-// and a zero fence.
+// and a zero fence. A lock name in distlock's own key space is refused (see
+// CheckLock).
 func Inspect(ctx context.Context, c redis.Scripter, n Names) (driver.Holder, error) {
+	if err := CheckLock(n.Lock); err != nil {
+		return driver.Holder{}, err
+	}
 	res, err := inspectScript.Run(ctx, c, []string{n.Lock, n.Meta}).Slice()
 	if err != nil {
 		return driver.Holder{}, err
@@ -211,10 +276,13 @@ func EnqueueNotify(ctx context.Context, c redis.Scripter, n Names, token, owner,
 	if strings.Contains(channel, "|") {
 		return driver.Lease{}, fmt.Errorf("rediswire: channel %q contains '|'", channel)
 	}
-	ms := Millis(ttl)
-	res, err := enqueueScript.Run(ctx, c, n.all(), token, ms, owner, Millis(lease), channel).Slice()
-	if err != nil {
+	if err := CheckLock(n.Lock); err != nil {
 		return driver.Lease{}, err
+	}
+	ms := Millis(ttl)
+	res, err := enqueueScript.Run(ctx, c, n.all(), token, ms, owner, Millis(lease), channel, Millis(fenceKeep)).Slice()
+	if err != nil {
+		return driver.Lease{}, badFence(n, err)
 	}
 	return acquireResult(n.Lock, token, ms, res)
 }
@@ -224,7 +292,7 @@ func EnqueueNotify(ctx context.Context, c redis.Scripter, n Names, token, owner,
 // waiter that gives up never holds up the ones behind it. One EVALSHA.
 // It reports whether the lock had been handed to token.
 func Leave(ctx context.Context, c redis.Scripter, n Names, token string) (bool, error) {
-	r, err := leaveScript.Run(ctx, c, n.all(), token, n.Channel).Int64()
+	r, err := leaveScript.Run(ctx, c, n.all(), token, n.Channel, Millis(fenceKeep)).Int64()
 	if err != nil {
 		return false, err
 	}

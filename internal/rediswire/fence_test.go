@@ -1,0 +1,317 @@
+package rediswire
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/driver"
+)
+
+// stale writes into n's fence counter the value it had one grant before
+// fence, as a restore of an older snapshot, or a failover to a replica that
+// missed the last write, leaves it.
+func stale(t *testing.T, c *redis.Client, n Names, fence uint64) {
+	t.Helper()
+	if err := c.Set(t.Context(), n.Fence, strconv.FormatUint(fence-1, 10), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every way a lock is granted applies the one fence rule, so a stale
+// counter never repeats or lowers a fence: a plain acquire, an enqueue that
+// finds the key free, the hand-over to a queued waiter, and the re-grant of
+// a retried request whose metadata was lost.
+func TestFenceAboveStaleCounter(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	const ttl = 10 * time.Second
+
+	for name, take := range map[string]func(n Names, token string) (driver.Lease, error){
+		"Acquire": func(n Names, token string) (driver.Lease, error) { return Acquire(ctx, c, n, token, "", ttl) },
+		"Enqueue": func(n Names, token string) (driver.Lease, error) { return Enqueue(ctx, c, n, token, "", ttl, ttl) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			n := NamesFor(t.Name()+":", "k")
+			first, err := take(n, "t1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Release(ctx, c, n, "t1"); err != nil {
+				t.Fatal(err)
+			}
+			stale(t, c, n, first.Fence)
+			next, err := take(n, "t2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.Fence <= first.Fence {
+				t.Fatalf("fence %d after a stale counter, want above the earlier %d", next.Fence, first.Fence)
+			}
+		})
+	}
+
+	t.Run("Handoff", func(t *testing.T) {
+		n := NamesFor(t.Name()+":", "k")
+		first, err := Acquire(ctx, c, n, "h", "", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Enqueue(ctx, c, n, "w", "", ttl, ttl); !errors.Is(err, driver.ErrLocked) {
+			t.Fatalf("enqueue: %v", err)
+		}
+		stale(t, c, n, first.Fence)
+		if err := Release(ctx, c, n, "h"); err != nil {
+			t.Fatal(err)
+		}
+		h, err := Inspect(ctx, c, n)
+		if err != nil || h.Token != "w" {
+			t.Fatalf("after the hand-over: %+v, %v", h, err)
+		}
+		if h.Fence <= first.Fence {
+			t.Fatalf("hand-over fence %d after a stale counter, want above the earlier %d", h.Fence, first.Fence)
+		}
+	})
+
+	t.Run("Regrant", func(t *testing.T) {
+		n := NamesFor(t.Name()+":", "k")
+		first, err := Acquire(ctx, c, n, "t", "", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The metadata is gone (evicted), the counter stale: a retry of
+		// the same request is granted anew, with a new fence.
+		c.Del(ctx, n.Meta)
+		stale(t, c, n, first.Fence)
+		again, err := Acquire(ctx, c, n, "t", "", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Fence <= first.Fence {
+			t.Fatalf("re-granted fence %d after a stale counter, want above the earlier %d", again.Fence, first.Fence)
+		}
+	})
+}
+
+// The fence counter is residue once its key is free: it expires, a fixed
+// time after the TTL of the grant that last set it, and fences go on
+// growing after it has.
+func TestFenceCounterExpires(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	const keys = 20
+	const ttl = time.Second
+	prefix := t.Name() + ":"
+	for i := range keys {
+		n := NamesFor(prefix, strconv.Itoa(i))
+		if _, err := Acquire(ctx, c, n, "t", "", ttl); err != nil {
+			t.Fatal(err)
+		}
+		if err := Release(ctx, c, n, "t"); err != nil {
+			t.Fatal(err)
+		}
+		pttl := c.PTTL(ctx, n.Fence).Val()
+		if pttl <= FenceKeep || pttl > FenceKeep+ttl {
+			t.Fatalf("fence counter of %s expires in %v, want in (%v, %v]", n.Lock, pttl, FenceKeep, FenceKeep+ttl)
+		}
+	}
+
+	// With a short keep, see them go: nothing is left of the keys.
+	defer func(k time.Duration) { fenceKeep = k }(fenceKeep)
+	fenceKeep = 50 * time.Millisecond
+	short := NamesFor(prefix+"short:", "k")
+	var last uint64
+	for i := range keys {
+		n := NamesFor(prefix+"short:", strconv.Itoa(i))
+		if _, err := Acquire(ctx, c, n, "t", "", 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := Release(ctx, c, n, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := Acquire(ctx, c, short, "t", "", 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last = l.Fence
+	if err := Release(ctx, c, short, "t"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left, err := c.Keys(ctx, "distlock:*"+prefix+"short:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d keys left 10s after their locks were released: %v", len(left), left[:min(len(left), 5)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l, err = Acquire(ctx, c, short, "t", "", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Fence <= last {
+		t.Fatalf("fence %d after the counter expired, want above the earlier %d", l.Fence, last)
+	}
+}
+
+// corrupt makes n's fence counter hold something other than a counter.
+func corrupt(t *testing.T, c *redis.Client, n Names, kind string) {
+	t.Helper()
+	ctx := t.Context()
+	c.Del(ctx, n.Fence)
+	var err error
+	switch kind {
+	case "text":
+		err = c.Set(ctx, n.Fence, "garbage", 0).Err()
+	case "huge":
+		err = c.Set(ctx, n.Fence, "123456789012345678901234567890", 0).Err()
+	case "list":
+		err = c.RPush(ctx, n.Fence, "x").Err()
+	default:
+		t.Fatalf("corrupt %q", kind)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A grant that cannot make a fence fails, names the counter, and leaves
+// nothing held: no lock with fence 0.
+func TestCorruptFenceCounter(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	const ttl = 10 * time.Second
+	check := func(t *testing.T, n Names, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatal("granted with a corrupt fence counter")
+		}
+		var rerr redis.Error
+		if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), n.Fence) || !errors.As(err, &rerr) {
+			t.Errorf("error %q: want distlock.ErrInvalid naming the counter %s, and the server's reply", err, n.Fence)
+		}
+		if k := c.Exists(ctx, n.Lock, n.Meta).Val(); k != 0 {
+			t.Errorf("%d of the lock and its metadata left set", k)
+		}
+	}
+	for _, kind := range []string{"text", "huge", "list"} {
+		t.Run(kind, func(t *testing.T) {
+			n := NamesFor(t.Name()+":", "k")
+			corrupt(t, c, n, kind)
+			_, err := Acquire(ctx, c, n, "t", "", ttl)
+			check(t, n, err)
+			_, err = Enqueue(ctx, c, n, "t", "", ttl, ttl)
+			check(t, n, err)
+			if k := c.Exists(ctx, n.Queue, n.Waiters).Val(); k != 0 {
+				t.Errorf("the refused enqueue left %d queue keys", k)
+			}
+		})
+	}
+
+	// A retried request finds the lock its first attempt took: it gives it
+	// back rather than keep a lock it cannot fence.
+	t.Run("Retried", func(t *testing.T) {
+		n := NamesFor(t.Name()+":", "k")
+		if _, err := Acquire(ctx, c, n, "t", "", ttl); err != nil {
+			t.Fatal(err)
+		}
+		corrupt(t, c, n, "text")
+		_, err := Acquire(ctx, c, n, "t", "", ttl)
+		check(t, n, err)
+	})
+
+	// A release that cannot fence the next waiter's grant frees the key
+	// instead of handing it over; the waiter's next call reports it.
+	t.Run("Handoff", func(t *testing.T) {
+		n := NamesFor(t.Name()+":", "k")
+		if _, err := Acquire(ctx, c, n, "h", "", ttl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Enqueue(ctx, c, n, "w", "", ttl, ttl); !errors.Is(err, driver.ErrLocked) {
+			t.Fatalf("enqueue: %v", err)
+		}
+		corrupt(t, c, n, "text")
+		if err := Release(ctx, c, n, "h"); err != nil {
+			t.Fatalf("release: %v", err)
+		}
+		if k := c.Exists(ctx, n.Lock, n.Meta).Val(); k != 0 {
+			h, _ := Inspect(ctx, c, n)
+			t.Fatalf("the release left the key held (%+v)", h)
+		}
+		_, err := Enqueue(ctx, c, n, "w", "", ttl, ttl)
+		check(t, n, err)
+	})
+}
+
+// Lock names in distlock's own key space are refused: a lock on another
+// key's fence counter would make that key's grants fail.
+func TestReservedNames(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	victim := NamesFor("", "victim")
+	for _, n := range []Names{
+		NamesFor("", victim.Fence),
+		NamesFor("", victim.Meta),
+		NamesFor("distlock:", "{0}:f:x"),
+		NamesFor("distlock:{", "x"),
+		NamesFor("", "distlock:{"),
+	} {
+		if _, err := Acquire(ctx, c, n, "t", "", time.Second); !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), "distlock:{") {
+			t.Errorf("Acquire of %q: %v, want distlock.ErrInvalid naming the reserved prefix", n.Lock, err)
+		}
+		if _, err := Enqueue(ctx, c, n, "t", "", time.Second, time.Second); !errors.Is(err, distlock.ErrInvalid) {
+			t.Errorf("Enqueue of %q: %v, want distlock.ErrInvalid", n.Lock, err)
+		}
+		if _, err := Inspect(ctx, c, n); !errors.Is(err, distlock.ErrInvalid) {
+			t.Errorf("Inspect of %q: %v, want distlock.ErrInvalid", n.Lock, err)
+		}
+		if k := c.Exists(ctx, n.Lock, n.Fence, n.Meta, n.Queue, n.Waiters).Val(); k != 0 {
+			t.Errorf("refused name %q left %d keys", n.Lock, k)
+		}
+	}
+	l, err := Acquire(ctx, c, victim, "t", "", time.Second)
+	if err != nil || l.Fence == 0 {
+		t.Fatalf("victim: %+v, %v", l, err)
+	}
+	// The rest of the distlock: name space is the user's.
+	for _, name := range []string{"distlock:jobs", "distlock:", "distlock", "x:distlock:{0}"} {
+		n := NamesFor("", name)
+		if _, err := Acquire(ctx, c, n, "t", "", time.Second); err != nil {
+			t.Errorf("Acquire of %q: %v", name, err)
+		}
+	}
+}
+
+// A floor above the server's clock is the fence of a key without a
+// counter, and a counter above the floor goes on by one: servers asked for
+// the same floor make the same fence.
+func TestAcquireAbove(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	n := NamesFor(t.Name()+":", "k")
+	floor := uint64(time.Now().Add(time.Hour).UnixMicro())
+	l, err := AcquireAbove(ctx, c, n, "t1", "", time.Second, floor)
+	if err != nil || l.Fence != floor {
+		t.Fatalf("AcquireAbove on a new key: fence %d, %v; want the floor %d", l.Fence, err, floor)
+	}
+	if err := Release(ctx, c, n, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	l, err = AcquireAbove(ctx, c, n, "t2", "", time.Second, floor-10)
+	if err != nil || l.Fence != floor+1 {
+		t.Fatalf("AcquireAbove below the counter: fence %d, %v; want %d", l.Fence, err, floor+1)
+	}
+}
