@@ -390,24 +390,34 @@ func definite(err error) bool {
 }
 
 // readBack learns, by token, whether an attempt whose reply was lost took the
-// lock. It keeps asking until the store answers or the attempted TTL has run
-// out, counted from the failure (a lock never renewed is gone one TTL after
-// its request was last seen). Whenever it cannot hand the lock out (read
-// back as not ours, no answer in time, ctx ended) it gives the token's lock
-// back in the background, since the attempt may still land, and the error
-// wraps ErrUnavailable: the attempt failed, whoever holds the key now.
+// lock. It keeps asking until the store answers, ctx ends, or the attempted
+// TTL has run out, counted from the failure (a lock never renewed is gone one
+// TTL after its request was last seen). Whenever it cannot hand the lock out
+// (read back as not ours, no answer in time, ctx ended: the caller would give
+// a lock back then anyway) it releases the token in the background, since the
+// attempt may still land, and the error wraps ErrUnavailable: the attempt
+// failed, whoever holds the key now.
 func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, cause error) (driver.Lease, error) {
 	expiry := goneBy(time.Now(), req.TTL)
 	giveBack := func() {
 		c.chaseLater(driver.Lease{Key: req.Key, Token: req.Token, TTL: req.TTL}, expiry)
 	}
 	backoff := 10 * time.Millisecond
+	var last error
 	for {
+		if ctx.Err() != nil {
+			giveBack()
+			if last == nil {
+				return driver.Lease{}, fmt.Errorf("%w: %w: outcome unknown (releasing in the background): %w", context.Cause(ctx), ErrUnavailable, cause)
+			}
+			return driver.Lease{}, fmt.Errorf("%w: %w: outcome unknown (read back failed: %v; releasing in the background): %w",
+				context.Cause(ctx), ErrUnavailable, last, cause)
+		}
 		remaining := time.Until(expiry)
 		if remaining <= 0 {
 			return driver.Lease{}, fmt.Errorf("%w: outcome unknown, and any lock taken has expired: %w", ErrUnavailable, cause)
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(remaining, time.Second))
+		rctx, cancel := context.WithTimeout(ctx, min(remaining, time.Second))
 		h, err := c.drv.Inspect(rctx, req.Key)
 		cancel()
 		if err == nil {
@@ -425,11 +435,7 @@ func (c *Client) readBack(ctx context.Context, req driver.AcquireRequest, cause 
 				return driver.Lease{}, fmt.Errorf("%w: outcome unknown, read back: not held: %w", ErrUnavailable, cause)
 			}
 		}
-		if ctx.Err() != nil {
-			giveBack()
-			return driver.Lease{}, fmt.Errorf("%w: %w: outcome unknown (read back failed: %v; releasing in the background): %w",
-				context.Cause(ctx), ErrUnavailable, err, cause)
-		}
+		last = err
 		select {
 		case <-ctx.Done():
 		case <-time.After(jitter(backoff)):
