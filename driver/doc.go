@@ -67,8 +67,9 @@
 // # How the other stores fit
 //
 // Redis (package redislock). Acquire is one Lua script: SET key token PX ttl
-// if absent (or if it already holds our token), INCR the fence counter kept
-// under the same hash tag, return the fence; on contention return the holder's
+// if absent (or if it already holds our token), make the fence by the rule
+// (max(last + 1, the server's TIME in µs)) and set the counter, kept under the
+// same hash tag, with an expiry; return the fence; on contention return the holder's
 // PTTL in the HeldError so the fallback timer is exact. Release and Renew are
 // one Lua script each (compare token, then DEL or PEXPIRE); Renew pipelines
 // every held lock in one round trip. Inspect is GET + PTTL + the fence. Waiting:

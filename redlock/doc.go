@@ -29,11 +29,14 @@
 //     max(last + 1, its clock in microseconds), and, asked by the acquire,
 //     never below a floor: our clock in microseconds plus one second, the
 //     same for every node. So nodes whose counters agree, or have none,
-//     make the same fence. When fewer than Q granting nodes stand at the
-//     fence (a node missed a grant, or its clock is more than a second
-//     ahead of ours), a second round trip raises the others' counters (and
-//     their record of the holder's fence) to it before the lock is handed
-//     out.
+//     make the same fence. A node ignores a floor more than two seconds
+//     ahead of its own clock (rediswire.MaxFloorLead), so a client whose
+//     clock runs ahead cannot carry fences past the nodes' clocks, below
+//     which an expired counter would later restart. When fewer than Q
+//     granting nodes stand at the fence (a node missed a grant, its clock
+//     is more than a second ahead of ours, or ours is ahead of it), a
+//     second round trip raises the others' counters (and their record of
+//     the holder's fence) to it before the lock is handed out.
 //   - Release runs the single-instance compare-and-delete on every node.
 //     It succeeds if any node held the token, and is ErrNotHeld when at
 //     least Q nodes said the token does not hold the key and none released

@@ -302,7 +302,7 @@ func TestAcquireAbove(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	n := NamesFor(t.Name()+":", "k")
-	floor := uint64(time.Now().Add(time.Hour).UnixMicro())
+	floor := uint64(time.Now().Add(time.Second).UnixMicro())
 	l, err := AcquireAbove(ctx, c, n, "t1", "", time.Second, floor)
 	if err != nil || l.Fence != floor {
 		t.Fatalf("AcquireAbove on a new key: fence %d, %v; want the floor %d", l.Fence, err, floor)
@@ -313,5 +313,18 @@ func TestAcquireAbove(t *testing.T) {
 	l, err = AcquireAbove(ctx, c, n, "t2", "", time.Second, floor-10)
 	if err != nil || l.Fence != floor+1 {
 		t.Fatalf("AcquireAbove below the counter: fence %d, %v; want %d", l.Fence, err, floor+1)
+	}
+	if err := Release(ctx, c, n, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	// A caller whose clock is a day ahead does not carry the fence there.
+	n2 := NamesFor(t.Name()+":", "ahead")
+	far := uint64(time.Now().Add(24 * time.Hour).UnixMicro())
+	l, err = AcquireAbove(ctx, c, n2, "t3", "", time.Second, far)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ahead := time.Duration(int64(l.Fence)-time.Now().UnixMicro()) * time.Microsecond; ahead > MaxFloorLead {
+		t.Errorf("a floor a day ahead made fence %d, %v ahead of the clock; want the floor ignored", l.Fence, ahead)
 	}
 }

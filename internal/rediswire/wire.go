@@ -57,7 +57,13 @@ func Acquire(ctx context.Context, c redis.Scripter, n Names, token, owner string
 
 // AcquireAbove is Acquire whose new fence is at least floor: Redlock asks
 // every node for the same floor, so that nodes whose counters agree (or
-// stand below it) make the same fence.
+// stand below it) make the same fence. A floor more than MaxFloorLead ahead
+// of the server's clock is ignored, so a caller's clock that runs ahead can
+// never carry fences far past the server's.
+// MaxFloorLead is how far ahead of the server's clock AcquireAbove's floor
+// may be (max_lead in the prelude).
+const MaxFloorLead = 2 * time.Second
+
 func AcquireAbove(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration, floor uint64) (driver.Lease, error) {
 	if err := CheckLock(n.Lock); err != nil {
 		return driver.Lease{}, err

@@ -6,6 +6,10 @@
 -- Fences are microseconds since 1970 plus a count: about 2^51 today, exact
 -- in Lua's numbers, and written with %d, never tostring ("1.7e+15").
 
+-- max_lead is how far ahead of the server's clock, in microseconds, a
+-- caller's fence floor may be (two seconds).
+local max_lead = 2000000
+
 -- now_ms is the server's clock in milliseconds.
 local function now_ms()
   local t = redis.call('TIME')
