@@ -10,8 +10,8 @@
 //
 // The lock on key k is the Redis string key Prefix+k, its value the holder's
 // token, set with a PX expiry: the layout redsync and bsm/redislock use, so a
-// lock taken by either blocks ours and ours blocks theirs. The fence counter,
-// the holder's metadata (owner, fence) and the waiter queue live in keys
+// lock taken by either blocks ours and ours blocks theirs. The record (the
+// last fence, and the holder's token and owner) and the waiter queue live in keys
 // named distlock:{T}:<kind>:<lock key>, where the hash tag T puts them in the
 // lock key's Redis Cluster slot whatever braces the key contains. Each
 // operation is one Lua script (EVALSHA, EVAL after NOSCRIPT); the exact
@@ -25,16 +25,16 @@
 //     renewal extends it only if it still holds our token. Expiry is the
 //     server's.
 //   - Fences are strictly increasing per key: every grant makes the next
-//     fence max(last + 1, the server's TIME in microseconds), so a counter
+//     fence max(last + 1, the server's TIME in microseconds), so a record
 //     that is stale or lost with the server's data (a restart without
 //     persistence, a restore of an older snapshot, a failover to a replica
 //     that missed writes, FLUSHALL) never repeats or lowers a fence. The
-//     one assumption: the server's clock does not step back. A fence
-//     counter expires an hour after the TTL of the grant that last set it
-//     (rediswire.FenceKeep), so a key nobody locks any more leaves nothing
-//     behind. A counter that holds something else than a fence (written by
-//     another program) makes the key's acquisitions fail with an error
-//     wrapping distlock.ErrInvalid that names it, with nothing held.
+//     one assumption: the server's clock does not step back. The record
+//     expires an hour after the lock's TTL (rediswire.FenceKeep), so a key
+//     nobody locks any more leaves nothing behind. A record of another
+//     type (written by another program) makes the key's acquisitions fail
+//     with an error wrapping distlock.ErrInvalid that names it, with
+//     nothing held.
 //   - Lock names (prefix+key) that begin with "distlock:{", distlock's own
 //     key space, are refused with distlock.ErrInvalid, and so is a prefix
 //     that begins with it.

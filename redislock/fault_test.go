@@ -123,8 +123,8 @@ func TestCutMidAcquire(t *testing.T) {
 				if r.err != nil {
 					t.Fatalf("TryLock whose reply was lost: %v, want the lock (it was taken)", r.err)
 				}
-				if f := admin.Get(ctx, n.Meta).Val(); f == "" {
-					t.Fatal("no holder metadata")
+				if f := admin.Get(ctx, n.Record).Val(); f == "" {
+					t.Fatal("no record of the holder")
 				}
 				h, _ := rediswire.Inspect(ctx, admin, n)
 				if h.Fence != r.l.Fence() {
@@ -143,7 +143,7 @@ func TestCutMidAcquire(t *testing.T) {
 				t.Fatalf("TryLock whose request was lost: %v; it must not claim contention", r.err)
 			}
 			t.Logf("lost request: %v", r.err)
-			if k := admin.Exists(ctx, n.Lock, n.Fence).Val(); k != 0 {
+			if k := admin.Exists(ctx, n.Lock, n.Record).Val(); k != 0 {
 				t.Fatalf("%d keys exist: the lost request must have done nothing", k)
 			}
 		})
@@ -196,7 +196,7 @@ func TestPausedServerMidAcquire(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("TryLock did not return")
 	}
-	if admin.Exists(ctx, n.Fence).Val() != 1 {
+	if admin.Exists(ctx, n.Record).Val() != 1 {
 		t.Skip("the acquire never ran on the server (the request was lost with its connection); the other outcome is tested in TestCutMidAcquire")
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -26,7 +26,7 @@ func TestReservedNamesRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	reserved := rediswire.NamesFor("", "victim").Fence
+	reserved := rediswire.NamesFor("", "victim").Record
 	if _, err := c.TryLock(ctx, reserved); !errors.Is(err, distlock.ErrInvalid) {
 		t.Errorf("TryLock(%q) = %v, want ErrInvalid", reserved, err)
 	}

@@ -28,15 +28,15 @@
 //     Each node makes its fences on its own, by the single-instance rule
 //     max(last + 1, its clock in microseconds), and, asked by the acquire,
 //     never below a floor: our clock in microseconds plus one second, the
-//     same for every node. So nodes whose counters agree, or have none,
+//     same for every node. So nodes whose records agree, or have none,
 //     make the same fence. A node ignores a floor more than two seconds
 //     ahead of its own clock (rediswire.MaxFloorLead), so a client whose
 //     clock runs ahead cannot carry fences past the nodes' clocks, below
-//     which an expired counter would later restart. When fewer than Q
+//     which an expired record would later restart. When fewer than Q
 //     granting nodes stand at the fence (a node missed a grant, its clock
 //     is more than a second ahead of ours, or ours is ahead of it), a
-//     second round trip raises the others' counters (and their record of
-//     the holder's fence) to it before the lock is handed out.
+//     second round trip raises the fence of the others' records to it
+//     before the lock is handed out.
 //   - Release runs the single-instance compare-and-delete on every node.
 //     It succeeds if any node held the token, and is ErrNotHeld when at
 //     least Q nodes said the token does not hold the key and none released
@@ -101,23 +101,24 @@
 //     at most one Lock of a key is held at any moment by the holders'
 //     deadlines.
 //   - Fences of a key increase strictly with every acquisition: after a
-//     lock is granted with fence F, at least Q nodes have counters at F or
+//     lock is granted with fence F, at least Q nodes have records at F or
 //     above; any later majority includes one of them, whose next fence is
 //     above F, and the new fence is the largest of its majority's. Those
-//     counters expire an hour after the lock's TTL (rediswire.FenceKeep);
+//     records expire an hour after the lock's TTL (rediswire.FenceKeep);
 //     by then the clocks a next fence never falls below (the node's, and
 //     the acquiring client's plus a second) are past F, as long as the
-//     clients' and the nodes' clocks agree to within half an hour.
+//     nodes' clocks agree to within half an hour (a client's floor counts
+//     only within two seconds of a node's clock).
 //   - Up to N-Q nodes may be down, paused or partitioned away: every
 //     operation goes on with the others, each request costing at most the
 //     per-node limit on a silent node.
 //   - Keys, tokens and owners reach Redis as script arguments, never
 //     spliced into a script. Lock names that begin with "distlock:{"
 //     (distlock's own keys, see internal/rediswire) are refused with
-//     ErrInvalid, and so is a prefix that begins with it. A node whose fence
-//     counter holds something else than a fence refuses the key, having
-//     taken nothing; when so many refuse that no majority can grant, the
-//     acquire fails with ErrInvalid naming them.
+//     ErrInvalid, and so is a prefix that begins with it. A node whose
+//     record of the key is not a string refuses the key, having taken
+//     nothing; when so many refuse that no majority can grant, the acquire
+//     fails with ErrInvalid naming them.
 //
 // # What is not guaranteed
 //
@@ -125,13 +126,13 @@
 //     If the holder's majority depended on it, another client can now
 //     gather a majority with the restarted node: two holders at once.
 //     Fencing holds as long as the clients' and the nodes' clocks agree to
-//     within the time the restart took: a node without a counter makes its
+//     within the time the restart took: a node without a record makes its
 //     fence from its clock and the acquiring client's. To keep
 //     exclusion across restarts, run every node with appendonly yes and
 //     appendfsync always, or keep a restarted node out for longer than the
 //     longest TTL in use (a delayed restart). Replication does not help:
 //     Redis replicates asynchronously, and a promoted replica may lack the
-//     latest keys and counter.
+//     latest keys and records.
 //   - Safety rests on timing: a process paused (GC, swap, a stopped VM) past
 //     its deadline still believes it holds the lock until it checks. The
 //     Client cancels the Lock's context at the deadline, and the fence lets
@@ -213,34 +214,41 @@
 //
 // On each node, exactly the keys and scripts of the single-instance driver
 // (package redislock, internal/rediswire): the lock is the string key
-// prefix+key holding the token, with a PX expiry; its fence counter and
-// holder metadata sit under the same Cluster hash tag. Another program can
-// take part by running the same scripts on every node and following the
-// algorithm above; the acquire passes the floor (ARGV[5] of acquire.lua,
-// our clock in microseconds plus 1000000) to every node. This package adds
-// one script, run only to spread a fence (KEYS: the fence counter, the
-// metadata; ARGV: token, fence, the counter's expiry in ms (the lock's TTL
-// plus rediswire.FenceKeep), numbers as decimal text):
+// prefix+key holding the token, with a PX expiry; its record (the last
+// fence, and the holder's token and owner) sits under the same Cluster hash
+// tag. Another program can take part by running the same scripts on every
+// node and following the algorithm above; the acquire passes the floor
+// (ARGV[5] of acquire.lua, our clock in microseconds plus 1000000) to every
+// node. This package adds one script, fence.lua, run only to spread a fence
+// (KEYS: the record; ARGV: token, fence, the record's expiry in ms (the
+// lock's TTL plus rediswire.FenceKeep), owner; numbers as decimal text):
 //
+//	-- Spread a lock's fence to a node: raise the fence of the lock name's
+//	-- record (KEYS: the record, rediswire.Names.Record) to at least ARGV[2],
+//	-- keeping its expiry; a record that is missing or unreadable is written
+//	-- for the token ARGV[1] and owner ARGV[4], with the expiry ARGV[3] (ms)
+//	-- that a grant gives it. Fences are below 2^53, exact in Lua numbers, and
+//	-- written as the decimal text the caller sent. 1: the record is the
+//	-- token's; 0: another's.
 //	local want = tonumber(ARGV[2])
-//	local have = redis.pcall('GET', KEYS[1])
-//	if type(have) ~= 'string' or not string.match(have, '^%d+$') or tonumber(have) < want then
-//	  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+//	local r = redis.pcall('GET', KEYS[1])
+//	local f, token, owner
+//	if type(r) == 'string' then
+//	  f, token, owner = string.match(r, '^(%d+) (%S+) (.*)$')
 //	end
-//	local m = redis.pcall('GET', KEYS[2])
-//	if type(m) == 'string' then
-//	  local ok, d = pcall(cjson.decode, m)
-//	  if ok and type(d) == 'table' and d.token == ARGV[1] then
-//	    if (tonumber(d.fence) or 0) < want then
-//	      d.fence = ARGV[2]
-//	      redis.call('SET', KEYS[2], cjson.encode(d), 'KEEPTTL')
-//	    end
-//	    return 1
-//	  end
+//	if not f or tonumber(f) >= 2^53 then
+//	  redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. ARGV[1] .. ' ' .. ARGV[4], 'PX', ARGV[3])
+//	  return 1
+//	end
+//	if tonumber(f) < want then
+//	  redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. token .. ' ' .. owner, 'KEEPTTL')
+//	end
+//	if token == ARGV[1] then
+//	  return 1
 //	end
 //	return 0
 //
-// KEEPTTL needs Redis 6.0 or later.
+// KEEPTTL needs Redis 6.0 or later, SET with GET (in the acquire) 6.2.
 //
 // # Round trips
 //

@@ -109,7 +109,7 @@ func (e lineErrors) Unwrap() []error { return e }
 // the lock if a majority granted it while the lock is still valid:
 // TTL - elapsed - drift > 0. The fence is the largest of the granting
 // nodes' fences; when fewer than a majority of them already stand at it, a
-// second round trip raises their fence counters to it (see raiseFence), so
+// second round trip raises their records' fences to it (see raiseFences), so
 // that the fence of every later holder is larger. On failure the key is
 // released on every node that may have taken it.
 func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.Lease, error) {
@@ -128,7 +128,7 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 	const (
 		granted = iota
 		locked
-		refused // the node's fence counter holds no fence: nothing taken
+		refused // the node's record of the key is not a string: nothing taken
 		unsent  // surely had no effect
 		unknown // may have taken the key
 	)
@@ -159,7 +159,7 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 
 	var failure error
 	if grants >= d.quorum {
-		// The fence counters of a majority must stand at fence or above
+		// The records of a majority must stand at fence or above
 		// before it is handed out: any later majority meets that one.
 		var atFence, behind []int
 		for i, r := range replies {
@@ -172,7 +172,7 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 			}
 		}
 		if len(atFence) < d.quorum {
-			raised, err := d.raiseFences(ctx, timeout, ttl, names, req.Token, fence, behind)
+			raised, err := d.raiseFences(ctx, timeout, ttl, names, req.Token, req.Owner, fence, behind)
 			if len(atFence)+raised < d.quorum {
 				failure = fmt.Errorf("redlock: fence %d reached %d of %d nodes, a majority needs %d: %w",
 					fence, len(atFence)+raised, len(d.nodes), d.quorum, err)
@@ -229,7 +229,7 @@ func (d *redlockDriver) Acquire(ctx context.Context, req driver.AcquireRequest) 
 		return driver.Lease{}, fmt.Errorf("%w: %w (the release got no answer from %d nodes, which may keep the key until its ttl)", driver.ErrRetry, failure, stillHeld)
 	case refusals > n-q:
 		// Too many nodes cannot make a fence for the key: waiting would
-		// not help, an operator must delete the bad counters.
+		// not help, an operator must delete the bad records.
 		return driver.Lease{}, fmt.Errorf("%w: redlock: %d of %d nodes refused the key: %w", distlock.ErrInvalid, refusals, n, failedErr)
 	case unreachable > n-q:
 		// Refused connections alone rule a majority out: the store is

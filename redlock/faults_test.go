@@ -33,11 +33,11 @@ func TestTwoOfFiveDown(t *testing.T) {
 	c := startCluster(t, 5)
 	client := openClient(t, c)
 
-	// Skew the nodes' fence counters as independent servers have them
-	// (each seeds its own), so that the two about to stop hold the largest.
+	// Skew the nodes' records as independent servers have them (each makes
+	// its own fences), so that the two about to stop hold the largest.
 	names := rediswire.NamesFor("", "k")
 	for i, v := range []string{"9000000000000000", "8000000000000000", "5", "6", "7"} {
-		if err := c.admin[i].Set(ctx, names.Fence, v, 0).Err(); err != nil {
+		if err := c.admin[i].Set(ctx, names.Record, v+" earlier-token earlier owner", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}

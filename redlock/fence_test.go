@@ -37,22 +37,22 @@ func TestFenceAboveStaleCounters(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range c.admin {
-			if err := a.Set(ctx, names.Fence, strconv.FormatUint(last-1, 10), 0).Err(); err != nil {
+			if err := a.Set(ctx, names.Record, strconv.FormatUint(last-1, 10)+" earlier-token earlier owner", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 }
 
-// A fence spread to the nodes that stood below it gives their counters the
-// expiry a grant gives: nothing is left forever.
-func TestRaisedCountersExpire(t *testing.T) {
+// A fence spread to the nodes that stood below it keeps the expiry a grant
+// gives their records: nothing is left forever.
+func TestRaisedRecordsExpire(t *testing.T) {
 	ctx := t.Context()
 	c := startCluster(t, 3)
 	client := openClient(t, c)
 	names := rediswire.NamesFor("", "k")
 	for i, v := range []string{"9000000000000000", "5", "6"} {
-		if err := c.admin[i].Set(ctx, names.Fence, v, 0).Err(); err != nil {
+		if err := c.admin[i].Set(ctx, names.Record, v+" earlier-token earlier owner", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,10 +65,10 @@ func TestRaisedCountersExpire(t *testing.T) {
 	}
 	const want = "9000000000000001"
 	for i, a := range c.admin {
-		v := a.Get(ctx, names.Fence).Val()
-		pttl := a.PTTL(ctx, names.Fence).Val()
-		if v != want || pttl <= rediswire.FenceKeep || pttl > rediswire.FenceKeep+faultTTL {
-			t.Errorf("node %d: counter %q expiring in %v; want %s, expiring in (%v, %v]", i, v, pttl, want, rediswire.FenceKeep, rediswire.FenceKeep+faultTTL)
+		v := a.Get(ctx, names.Record).Val()
+		pttl := a.PTTL(ctx, names.Record).Val()
+		if !strings.HasPrefix(v, want+" ") || pttl <= rediswire.FenceKeep || pttl > rediswire.FenceKeep+faultTTL {
+			t.Errorf("node %d: record %q expiring in %v; want fence %s, expiring in (%v, %v]", i, v, pttl, want, rediswire.FenceKeep, rediswire.FenceKeep+faultTTL)
 		}
 	}
 	if err := l.Unlock(ctx); err != nil {
@@ -81,7 +81,7 @@ func TestReservedNamesRefused(t *testing.T) {
 	ctx := t.Context()
 	c := startCluster(t, 3)
 	client := openClient(t, c)
-	reserved := rediswire.NamesFor("", "victim").Fence
+	reserved := rediswire.NamesFor("", "victim").Record
 	if _, err := client.TryLock(ctx, reserved); !errors.Is(err, distlock.ErrInvalid) {
 		t.Errorf("TryLock(%q) = %v, want ErrInvalid", reserved, err)
 	}
@@ -102,30 +102,30 @@ func TestReservedNamesRefused(t *testing.T) {
 	l.Unlock(ctx)
 }
 
-// A fence counter that holds no fence makes its node refuse the key. A
-// majority of refusals fails the acquire with ErrInvalid naming them and
-// nothing held; a minority is outvoted.
-func TestCorruptCounters(t *testing.T) {
+// A record of another type makes its node refuse the key. A majority of
+// refusals fails the acquire with ErrInvalid naming them and nothing held;
+// a minority is outvoted.
+func TestCorruptRecords(t *testing.T) {
 	ctx := t.Context()
 	c := startCluster(t, 3)
 	client := openClient(t, c)
 	names := rediswire.NamesFor("", "k")
 	for _, a := range c.admin[:2] {
-		if err := a.Set(ctx, names.Fence, "garbage", 0).Err(); err != nil {
+		if err := a.RPush(ctx, names.Record, "not a record").Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	_, err := client.TryLock(ctx, "k")
-	if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), names.Fence) {
-		t.Errorf("TryLock with 2 of 3 counters corrupt: %v; want ErrInvalid naming %s", err, names.Fence)
+	if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), names.Record) {
+		t.Errorf("TryLock with 2 of 3 records corrupt: %v; want ErrInvalid naming %s", err, names.Record)
 	}
 	if n := c.holders(ctx, "", "k"); n != 0 {
 		t.Errorf("the key is held on %d nodes after the refused acquire", n)
 	}
-	c.admin[1].Del(ctx, names.Fence)
+	c.admin[1].Del(ctx, names.Record)
 	l, err := client.TryLock(ctx, "k")
 	if err != nil || l.Fence() == 0 {
-		t.Fatalf("TryLock with 1 of 3 counters corrupt: %v, %v; want the lock, fenced", l, err)
+		t.Fatalf("TryLock with 1 of 3 records corrupt: %v, %v; want the lock, fenced", l, err)
 	}
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatal(err)

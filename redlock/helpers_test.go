@@ -53,7 +53,7 @@ func (c *cluster) url(params ...string) string {
 func (c *cluster) evict(ctx context.Context, prefix, key string) error {
 	n := rediswire.NamesFor(prefix, key)
 	for _, a := range c.admin {
-		if err := a.Del(ctx, n.Lock, n.Meta).Err(); err != nil {
+		if err := a.Del(ctx, n.Lock, n.Record).Err(); err != nil {
 			return err
 		}
 	}

@@ -8,15 +8,20 @@
 // For a lock name L (the user's prefix followed by the key):
 //
 //	L                  string: the holder's token, with a PX expiry (the lock's TTL)
-//	distlock:{T}:f:L   string: the fence counter, the last fence as decimal text,
-//	                   expiring FenceKeep (1h) after the TTL of the grant that set it
-//	distlock:{T}:m:L   string: the holder's metadata, JSON
-//	                   {"token":"...","owner":"...","fence":"<decimal>"}, with L's expiry
+//	distlock:{T}:r:L   string: the record, "<fence> <token> <owner>": the last fence
+//	                   made for L and the token and owner of that grant; it expires
+//	                   FenceKeep (1h) after the lock's TTL, counted from the last
+//	                   grant or renewal, and a release leaves it
 //	distlock:{T}:q:L   list: tokens of queued waiters, oldest first
 //	distlock:{T}:w:L   hash: waiter token -> "<expiry ms>|<ttl ms>|<channel>|<owner>"
 //	distlock:{T}:c:L   pub/sub channel of a hand-over to a waiter whose entry names none
 //
-// The queue and the waiters' hash expire with the longest waiter's lease.
+// The record is the fence counter and, while L holds the same token, the
+// holder's metadata: status shows the owner and fence of the record only
+// when its token is L's value (a lock taken by redsync or bsm/redislock
+// shows with fence 0). Tokens never contain white space. The queue and the
+// waiters' hash expire with the longest waiter's lease.
+//
 // T is the decimal text of the smallest non-negative integer whose Redis
 // Cluster hash slot equals the slot of L (CRC16/XMODEM of L's hash tag, or of
 // L, modulo 16384). The first '{' of every auxiliary name opens {T}, so it
@@ -25,73 +30,76 @@
 // is exactly L, and its value exactly the token, which is what redsync and
 // bsm/redislock write: their locks and ours exclude each other.
 //
+// Earlier versions of distlock kept a counter (distlock:{T}:f:L, no expiry)
+// and JSON metadata (distlock:{T}:m:L); this version reads neither, and
+// both may be deleted. Clients of both versions on one key keep excluding
+// each other, but their fences are not ordered: upgrade them together.
+//
 // # Reserved names
 //
 // Every key distlock writes besides L begins with "distlock:{"
 // (ReservedPrefix). A lock name that begins with it is refused with an
 // error wrapping distlock.ErrInvalid (CheckLock), before any request, and so
 // is a prefix that begins with it (CheckPrefix): a lock on another lock's
-// counter or metadata would break that lock's grants. The rest of
-// "distlock:" is the user's: "distlock:jobs" or "distlock:" is a lock name
-// like any other. The channels distlock:notify:<random> and
-// distlock:{T}:c:L are pub/sub channels, which never collide with keys.
+// record would break that lock's grants. The rest of "distlock:" is the
+// user's: "distlock:jobs" or "distlock:" is a lock name like any other. The
+// channels distlock:notify:<random> and distlock:{T}:c:L are pub/sub
+// channels, which never collide with keys.
 //
 // # Fences
 //
 // Every grant (an acquire, an enqueue that takes the lock, the hand-over to
-// a queued waiter, the re-grant of a retried request whose metadata is
-// gone) makes its fence by one rule, written once (record, in the prelude):
+// a queued waiter, the re-grant of a retried request whose record is gone)
+// makes its fence by one rule, written once (stamp, in fence.lua):
 //
 //	next fence = max(last fence + 1, the server's TIME in microseconds)
 //
-// and sets the counter to it. So a counter that is stale (a restore of an
-// older snapshot, a failover to a replica that missed the last writes) or
-// missing (a restart without persistence, FLUSHALL, eviction, its own
+// and writes the record with it. So a record that is stale (a restore of
+// an older snapshot, a failover to a replica that missed the last writes)
+// or missing (a restart without persistence, FLUSHALL, eviction, its own
 // expiry) can never repeat or lower a fence once the server's clock has
-// passed every fence the counter issued. It has, microseconds after the
-// last grant: a fence is ahead of the clock only by the grants made faster
-// than one per microsecond (a Redis server runs a few hundred thousand
-// scripts a second at most), and the clock gains one per microsecond. The
-// one assumption: the server's clock does not step back (across a
-// failover: the new primary's clock is not behind the old one's by as much
-// as the failover took).
+// passed every fence it carried. It has, microseconds after the grant: a
+// fence is ahead of the clock only by grants made faster than one per
+// microsecond (a Redis server runs a few hundred thousand scripts a second
+// at most), and the clock gains one per microsecond. The one assumption:
+// the server's clock does not step back (across a failover: the new
+// primary's clock is not behind the old one's by as much as the failover
+// took). Redlock passes a floor, the same for every node (see AcquireAbove);
+// a node ignores a floor more than two seconds ahead of its own clock.
 //
-// The counter is therefore not needed once its lock is free; it is kept
-// FenceKeep (one hour) after the TTL of the grant that last set it
-// (renewals do not extend it), which keeps fences strictly increasing even
-// through a step back of the server's clock shorter than that, and bounds
-// what a key leaves behind: nothing, an hour after its last lock's TTL.
-// Counters written by earlier versions of distlock have no expiry; the next
-// grant gives them one, and deleting them is safe under the same rule.
+// The record is therefore not needed once its lock is free; it is kept
+// FenceKeep (one hour) after the lock's TTL, which keeps fences strictly
+// increasing even through a step back of the server's clock shorter than
+// that, and bounds what a key leaves behind: nothing, an hour after its
+// last lock's TTL.
 //
 // Fences are decimal text below 2^53 (about 2^51 today), exact in Lua's
-// numbers and written with %d. A counter that holds anything else (another
-// type, text that is not such a number) makes every grant of its lock fail,
-// before the script writes anything, with an error wrapping
-// distlock.ErrInvalid that names the counter; a lock the same request had
-// already taken (a retry) is given back, and a release that would hand the
-// lock to a waiter deletes it instead. No lock is ever left set without a
-// fence. Deleting the counter mends it.
+// numbers and written with %d. A record that is a string but not a record
+// (or holds a number from 2^53 up) carries no fence: the next grant makes
+// its fence from the clock and writes it anew. A record of another type
+// makes every grant of its lock fail, with the lock deleted, with an error
+// wrapping distlock.ErrInvalid that names the record; a release that would
+// hand the lock to a waiter deletes it instead. No lock is ever left set
+// without a fence. Deleting the record mends it.
 //
 // # Operations (one round trip each)
 //
-//   - Acquire (acquire.lua): read the counter; if L is missing, SET L token
-//     PX ttl NX, make the fence (never below the floor the caller may give:
-//     Redlock asks all its nodes for the same) and SET the counter and the
-//     metadata. If L
-//     already holds token (a retried request), extend L and the metadata by
-//     ttl and return the fence in the metadata. Otherwise answer PTTL L and
-//     the metadata. Uncontended, the server runs five commands (GET, SET,
-//     TIME, SET, SET) in one EVALSHA.
+//   - Acquire (acquire.lua): SET L token PX ttl NX; if that took it, stamp
+//     the fence: TIME, then SET the record with GET, which writes the new
+//     record and reads the old one in one command (a second SET only when
+//     the old fence is not below the clock). Uncontended, the server runs
+//     three commands (SET, TIME, SET) in one EVALSHA. If L already holds
+//     token (a retried request), extend L and the record and return the
+//     record's fence. Otherwise answer PTTL L, L's value and the record.
 //   - Release (release.lua): only if GET L equals the token: with no waiter
-//     queued, DEL L and the metadata (three commands: GET, LLEN, DEL).
-//     Otherwise pop waiters until one whose entry has not expired by the
-//     server's TIME, grant it the lock as Acquire would (its TTL and owner)
-//     and PUBLISH "<fence> <token>" on the channel its entry names; if none
-//     is live, DEL L and the metadata.
-//   - Renew (renew.lua): only if GET L equals the token, PEXPIRE L and the
-//     metadata.
-//   - Inspect (inspect.lua): GET L, PTTL L and the metadata, atomically.
+//     queued, DEL L (three commands: GET, LLEN, DEL). Otherwise pop waiters
+//     until one whose entry has not expired by the server's TIME, grant it
+//     the lock as Acquire would (its TTL and owner) and PUBLISH
+//     "<fence> <token>" on the channel its entry names; if none is live,
+//     DEL L. The record stays.
+//   - Renew (renew.lua): only if GET L equals the token, PEXPIRE L by the
+//     TTL and the record by the TTL and FenceKeep.
+//   - Inspect (inspect.lua): GET L, PTTL L and the record, atomically.
 //   - Enqueue (enqueue.lua, a blocking waiter): take L if it is missing or
 //     already handed to the token; otherwise put the token at the back of
 //     the queue (or refresh its entry's expiry, keeping its place), naming
@@ -102,15 +110,15 @@
 //   - Leave (leave.lua, a waiter that gives up): remove its entry; if L was
 //     handed to it meanwhile, pass L on as Release does.
 //
+// SET with GET needs Redis 6.2 or later.
+//
 // # Other clients
 //
 // Another program takes part by running the scripts below with the same
-// KEYS and ARGV: each script that grants a lock is the prelude followed by
-// its file, sent as one script. keep is FenceKeep in milliseconds. It must
-// write nothing else under "distlock:{". Where it reads or writes the
-// metadata itself, its fence must be a JSON string of decimal digits
-// ("fence":"1796162258758762"), not a JSON number: a reader that finds a
-// number reports the holder without its owner and fence.
+// KEYS and ARGV: each script that grants a lock (acquire, enqueue,
+// release, leave) is fence.lua, then its own file with prelude.lua in
+// place of its "--[[ prelude ]]" line, sent as one script; keep is
+// FenceKeep in milliseconds. It must write nothing else under "distlock:{".
 //
 // # Deadlines
 //
@@ -125,19 +133,157 @@
 //
 // # Scripts
 //
-// lua/prelude.lua:
+// lua/fence.lua:
 //
-//	-- The helpers of every script that grants a lock (acquire, enqueue,
-//	-- release, leave): the fence rule, the checks and the expiry of the fence
-//	-- counter, the grant and the hand-over. Each of those scripts is this
-//	-- prelude followed by its own body, sent as one script.
+//	-- The fence rule, written once. Every script that grants a lock begins
+//	-- with this file.
+//	--
+//	-- A lock name's record (KEYS: the record) is a string,
+//	-- "<fence> <token> <owner>": the last fence made for the name, and the
+//	-- token and owner of the grant it was made for. It is written at every
+//	-- grant, with an expiry of the lock's TTL plus keep ms, and a release
+//	-- leaves it: it is the fence counter, and, while the lock key holds the
+//	-- same token, the holder's metadata.
 //	--
 //	-- Fences are microseconds since 1970 plus a count: about 2^51 today, exact
 //	-- in Lua's numbers, and written with %d, never tostring ("1.7e+15").
 //
-//	-- max_lead is how far ahead of the server's clock, in microseconds, a
-//	-- caller's fence floor may be (two seconds).
-//	local max_lead = 2000000
+//	-- stamp makes the fence of a grant to token and writes the record:
+//	--
+//	--   next fence = max(last fence + 1, the server's TIME in microseconds)
+//	--
+//	-- (and at least floor, when the caller gives one no more than two seconds
+//	-- ahead of the server's clock: Redlock asks all its nodes for the same).
+//	-- So a record that is stale or missing (a restore of an older snapshot, a
+//	-- failover to a replica that missed writes, FLUSHALL, its own expiry)
+//	-- never repeats or lowers a fence. The common case is one command: the
+//	-- clock is ahead of the last fence, and SET ... GET writes the new record
+//	-- and reads the old one together. A record of another type fails the
+//	-- script with the lock deleted: no lock is left without a fence.
+//	local function stamp(lock, record, token, owner, ttl, keep, floor)
+//	  local t = redis.call('TIME')
+//	  local now = t[1] * 1000000 + t[2]
+//	  local f = now
+//	  floor = tonumber(floor) or 0
+//	  if floor > f and floor <= now + 2000000 then
+//	    f = floor
+//	  end
+//	  local hold = ttl + keep
+//	  local old = redis.pcall('SET', record, string.format('%d', f) .. ' ' .. token .. ' ' .. owner, 'PX', hold, 'GET')
+//	  if old then
+//	    if type(old) ~= 'string' then
+//	      redis.call('DEL', lock)
+//	      error(redis.error_reply('BADFENCE holds no string: ' .. tostring(old.err)))
+//	    end
+//	    local last = tonumber(string.match(old, '^(%d+) '))
+//	    if last and last < 2^53 and last >= f then
+//	      f = last + 1
+//	      redis.call('SET', record, string.format('%d', f) .. ' ' .. token .. ' ' .. owner, 'PX', hold)
+//	    end
+//	  end
+//	  return f
+//	end
+//
+// lua/acquire.lua:
+//
+//	-- acquire: KEYS lock, record; ARGV token, ttl ms, owner, keep ms, floor.
+//	-- {1, fence} when the lock is held for token; {0, pttl, holder's token,
+//	-- record} when it is held by another (record false when there is none).
+//	if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+//	  return {1, stamp(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2], ARGV[4], ARGV[5])}
+//	end
+//	--[[ prelude ]]
+//	local v = redis.call('GET', KEYS[1])
+//	if v ~= ARGV[1] then
+//	  local r = redis.pcall('GET', KEYS[2])
+//	  return {0, redis.call('PTTL', KEYS[1]), v, type(r) == 'string' and r}
+//	end
+//	return {1, own_fence(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2], ARGV[4], ARGV[5])}
+//
+// lua/release.lua:
+//
+//	-- release: KEYS lock, record, queue, waiters; ARGV token, channel, keep
+//	-- ms. 0: not held by token; 1: deleted; 2: handed to the oldest live
+//	-- waiter. The record stays: it keeps the last fence.
+//	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+//	  return 0
+//	end
+//	local queued = redis.pcall('LLEN', KEYS[3])
+//	if type(queued) ~= 'number' or queued == 0 then
+//	  redis.call('DEL', KEYS[1])
+//	  return 1
+//	end
+//	--[[ prelude ]]
+//	return pass_on(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3])
+//
+// lua/renew.lua:
+//
+//	-- renew: KEYS lock, record; ARGV token, ttl ms, keep ms. 1: extended; 0:
+//	-- not held.
+//	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+//	  return 0
+//	end
+//	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+//	redis.call('PEXPIRE', KEYS[2], ARGV[2] + ARGV[3])
+//	return 1
+//
+// lua/inspect.lua:
+//
+//	-- inspect: KEYS lock, record. {token, pttl, record}, record false when
+//	-- there is none; {} when the lock is free.
+//	local v = redis.call('GET', KEYS[1])
+//	if not v then
+//	  return {}
+//	end
+//	local r = redis.pcall('GET', KEYS[2])
+//	return {v, redis.call('PTTL', KEYS[1]), type(r) == 'string' and r}
+//
+// lua/enqueue.lua:
+//
+//	-- enqueue: KEYS lock, record, queue, waiters; ARGV token, ttl ms, owner,
+//	-- waiter lease ms, channel, keep ms.
+//	-- Takes the lock if it is free or already handed to token ({1, fence});
+//	-- otherwise adds token's waiter entry at the back of the queue, or
+//	-- refreshes its expiry keeping its place, and returns {0, pttl}.
+//	if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+//	  if redis.pcall('HDEL', KEYS[4], ARGV[1]) == 1 then
+//	    redis.pcall('LREM', KEYS[3], 1, ARGV[1])
+//	  end
+//	  return {1, stamp(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2], ARGV[6], 0)}
+//	end
+//	--[[ prelude ]]
+//	if redis.call('GET', KEYS[1]) == ARGV[1] then
+//	  unqueue(KEYS[3], KEYS[4], ARGV[1])
+//	  return {1, own_fence(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2], ARGV[6], 0)}
+//	end
+//	local lease = tonumber(ARGV[4])
+//	local e = string.format('%d', now_ms() + lease) .. '|' .. ARGV[2] .. '|' .. ARGV[5] .. '|' .. ARGV[3]
+//	if redis.call('HSET', KEYS[4], ARGV[1], e) == 1 then
+//	  redis.call('RPUSH', KEYS[3], ARGV[1])
+//	end
+//	if redis.call('PTTL', KEYS[4]) < lease then
+//	  redis.call('PEXPIRE', KEYS[3], lease)
+//	  redis.call('PEXPIRE', KEYS[4], lease)
+//	end
+//	return {0, redis.call('PTTL', KEYS[1])}
+//
+// lua/leave.lua:
+//
+//	-- leave: KEYS lock, record, queue, waiters; ARGV token, channel, keep ms.
+//	-- Removes token's waiter entry; if the lock was already handed to token,
+//	-- passes it on as release does. 0: nothing held; 1: deleted; 2: passed on.
+//	--[[ prelude ]]
+//	unqueue(KEYS[3], KEYS[4], ARGV[1])
+//	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+//	  return 0
+//	end
+//	return pass_on(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3])
+//
+// lua/prelude.lua:
+//
+//	-- The helpers of the scripts that grant a lock, for their slower paths:
+//	-- each of those scripts is fence.lua, its own fast path, then this file
+//	-- (where its --[[ prelude ]] line stands), then the rest of its own file.
 //
 //	-- now_ms is the server's clock in milliseconds.
 //	local function now_ms()
@@ -145,83 +291,32 @@
 //	  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 //	end
 //
-//	-- fence_of reads a fence counter: its value, 0 when it is missing, or nil
-//	-- and what is wrong with it.
-//	local function fence_of(counter)
-//	  local v = redis.pcall('GET', counter)
-//	  if not v then
-//	    return 0
+//	-- record_of reads a record: its fence, token and owner, or nil.
+//	local function record_of(record)
+//	  local r = redis.pcall('GET', record)
+//	  if type(r) ~= 'string' then
+//	    return nil
 //	  end
-//	  if type(v) == 'table' then
-//	    return nil, 'holds no string'
+//	  local f, token, owner = string.match(r, '^(%d+) (%S+) (.*)$')
+//	  f = tonumber(f)
+//	  if not f or f >= 2^53 then
+//	    return nil
 //	  end
-//	  local n = string.match(v, '^%d+$') and tonumber(v)
-//	  if not n or n >= 2^53 then
-//	    return nil, 'holds "' .. string.gsub(string.sub(v, 1, 32), '[^%w%p ]', '?') .. '", not a fence'
-//	  end
-//	  return n
-//	end
-//
-//	-- last_fence is fence_of for a script about to grant token the lock. Called
-//	-- before the script writes anything, it fails the script on a bad counter
-//	-- with nothing changed, except that a lock token already holds (taken by an
-//	-- earlier attempt of the same request) is given back: it could not be
-//	-- fenced.
-//	local function last_fence(counter, lock, meta, token)
-//	  local last, bad = fence_of(counter)
-//	  if last then
-//	    return last
-//	  end
-//	  if redis.call('GET', lock) == token then
-//	    redis.call('DEL', lock, meta)
-//	  end
-//	  error(redis.error_reply('BADFENCE ' .. bad))
-//	end
-//
-//	-- give_back fails the script if r is an error reply (a write refused, out
-//	-- of memory), deleting the lock first: no lock is left without a fence.
-//	local function give_back(r, lock, meta)
-//	  if type(r) == 'table' and r.err then
-//	    redis.call('DEL', lock, meta)
-//	    error(r)
-//	  end
-//	end
-//
-//	-- record makes the fence of a grant, by the one fence rule: one above the
-//	-- counter's last fence, and never below the server's clock in microseconds,
-//	-- so that a counter that is stale or missing (a restore, a failover to a
-//	-- replica that missed writes, FLUSHALL, its own expiry) never repeats or
-//	-- lowers a fence. The counter expires keep ms after the lock's ttl would
-//	-- end. Then the holder's metadata is written, with the lock's expiry.
-//	local function record(lock, counter, meta, last, token, ttl, owner, keep)
-//	  local t = redis.call('TIME')
-//	  local f = math.max(last + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
-//	  local fence = string.format('%d', f)
-//	  give_back(redis.pcall('SET', counter, fence, 'PX', tonumber(ttl) + tonumber(keep)), lock, meta)
-//	  give_back(redis.pcall('SET', meta, cjson.encode({token = token, owner = owner, fence = fence}), 'PX', ttl), lock, meta)
-//	  return f
-//	end
-//
-//	-- grant sets the lock for token and records its fence.
-//	local function grant(lock, counter, meta, last, token, ttl, owner, keep)
-//	  redis.call('SET', lock, token, 'PX', ttl)
-//	  return record(lock, counter, meta, last, token, ttl, owner, keep)
+//	  return f, token, owner
 //	end
 //
 //	-- own_fence answers a request whose lock already holds its token (a retry,
-//	-- or a waiter the lock was handed to): it extends the lock and returns the
-//	-- fence of the metadata, or grants anew when the metadata is not token's.
-//	local function own_fence(lock, counter, meta, last, token, ttl, owner, keep)
-//	  local m = redis.pcall('GET', meta)
-//	  if type(m) == 'string' then
-//	    local ok, d = pcall(cjson.decode, m)
-//	    if ok and type(d) == 'table' and d.token == token and tonumber(d.fence) then
-//	      redis.call('PEXPIRE', lock, ttl)
-//	      redis.call('PEXPIRE', meta, ttl)
-//	      return tonumber(d.fence)
-//	    end
+//	-- or a waiter the lock was handed to): it extends the lock and its record
+//	-- and returns the record's fence, or makes a new one when the record is not
+//	-- token's.
+//	local function own_fence(lock, record, token, owner, ttl, keep, floor)
+//	  redis.call('PEXPIRE', lock, ttl)
+//	  local f, holder = record_of(record)
+//	  if holder == token then
+//	    redis.call('PEXPIRE', record, ttl + keep)
+//	    return f
 //	  end
-//	  return grant(lock, counter, meta, last, token, ttl, owner, keep)
+//	  return stamp(lock, record, token, owner, ttl, keep, floor)
 //	end
 //
 //	-- unqueue removes token's waiter entry, if it has one.
@@ -236,10 +331,9 @@
 //	-- and publishes "<fence> <token>" on the channel the entry names (channel
 //	-- when it names none), and returns 2; or, when no live waiter is queued or
 //	-- no fence can be made, deletes the lock and returns 1.
-//	local function pass_on(lock, counter, meta, queue, waiters, channel, keep)
-//	  local last = fence_of(counter)
+//	local function pass_on(lock, record, queue, waiters, channel, keep)
 //	  local now
-//	  while last do
+//	  while true do
 //	    local w = redis.pcall('LPOP', queue)
 //	    if type(w) ~= 'string' then
 //	      break
@@ -250,7 +344,11 @@
 //	      local exp, ttl, ch, owner = string.match(e, '^(%d+)|(%d+)|([^|]*)|(.*)$')
 //	      now = now or now_ms()
 //	      if exp and tonumber(exp) > now then
-//	        local f = grant(lock, counter, meta, last, w, ttl, owner, keep)
+//	        redis.call('SET', lock, w, 'PX', ttl)
+//	        local ok, f = pcall(stamp, lock, record, w, owner, ttl, keep, 0)
+//	        if not ok then
+//	          return 1 -- stamp deleted the lock
+//	        end
 //	        if ch == '' then
 //	          ch = channel
 //	        end
@@ -259,109 +357,7 @@
 //	      end
 //	    end
 //	  end
-//	  redis.call('DEL', lock, meta)
+//	  redis.call('DEL', lock)
 //	  return 1
 //	end
-//
-// lua/acquire.lua:
-//
-//	-- acquire: KEYS lock, counter, meta; ARGV token, ttl ms, owner, keep ms,
-//	-- floor. {1, fence} when the lock is held for token; {0, pttl, meta} when
-//	-- it is held by another (meta false when there is none). A new fence is at
-//	-- least floor (0: none), so that servers whose counters agree, asked by
-//	-- one caller for one lock (Redlock), make the same fence; a floor more than
-//	-- max_lead ahead of the server's clock is ignored: a caller whose clock is
-//	-- ahead must not carry fences past the server's, which a counter that
-//	-- expired could then fall below.
-//	local floor = tonumber(ARGV[5]) or 0
-//	if floor > 0 then
-//	  local t = redis.call('TIME')
-//	  if floor > tonumber(t[1]) * 1000000 + tonumber(t[2]) + max_lead then
-//	    floor = 0
-//	  end
-//	end
-//	local last = math.max(last_fence(KEYS[2], KEYS[1], KEYS[3], ARGV[1]), floor - 1)
-//	if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-//	  return {1, record(KEYS[1], KEYS[2], KEYS[3], last, ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
-//	end
-//	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-//	  local m = redis.pcall('GET', KEYS[3])
-//	  return {0, redis.call('PTTL', KEYS[1]), type(m) == 'string' and m}
-//	end
-//	return {1, own_fence(KEYS[1], KEYS[2], KEYS[3], last, ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
-//
-// lua/release.lua:
-//
-//	-- release: KEYS lock, counter, meta, queue, waiters; ARGV token, channel,
-//	-- keep ms. 0: not held by token; 1: deleted; 2: handed to the oldest live
-//	-- waiter.
-//	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-//	  return 0
-//	end
-//	local queued = redis.pcall('LLEN', KEYS[4])
-//	if type(queued) ~= 'number' or queued == 0 then
-//	  redis.call('DEL', KEYS[1], KEYS[3])
-//	  return 1
-//	end
-//	return pass_on(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[3])
-//
-// lua/renew.lua:
-//
-//	-- renew: KEYS lock, meta; ARGV token, ttl ms. 1: extended; 0: not held.
-//	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-//	  return 0
-//	end
-//	redis.call('PEXPIRE', KEYS[1], ARGV[2])
-//	redis.call('PEXPIRE', KEYS[2], ARGV[2])
-//	return 1
-//
-// lua/inspect.lua:
-//
-//	-- inspect: KEYS lock, meta. {token, pttl, meta}, meta false when there is
-//	-- none; {} when the lock is free.
-//	local v = redis.call('GET', KEYS[1])
-//	if not v then
-//	  return {}
-//	end
-//	local m = redis.pcall('GET', KEYS[2])
-//	return {v, redis.call('PTTL', KEYS[1]), type(m) == 'string' and m}
-//
-// lua/enqueue.lua:
-//
-//	-- enqueue: KEYS lock, counter, meta, queue, waiters; ARGV token, ttl ms,
-//	-- owner, waiter lease ms, channel, keep ms.
-//	-- Takes the lock if it is free or already handed to token ({1, fence});
-//	-- otherwise adds token's waiter entry at the back of the queue, or
-//	-- refreshes its expiry keeping its place, and returns {0, pttl}.
-//	local last = last_fence(KEYS[2], KEYS[1], KEYS[3], ARGV[1])
-//	if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-//	  unqueue(KEYS[4], KEYS[5], ARGV[1])
-//	  return {1, record(KEYS[1], KEYS[2], KEYS[3], last, ARGV[1], ARGV[2], ARGV[3], ARGV[6])}
-//	end
-//	if redis.call('GET', KEYS[1]) == ARGV[1] then
-//	  unqueue(KEYS[4], KEYS[5], ARGV[1])
-//	  return {1, own_fence(KEYS[1], KEYS[2], KEYS[3], last, ARGV[1], ARGV[2], ARGV[3], ARGV[6])}
-//	end
-//	local lease = tonumber(ARGV[4])
-//	local e = string.format('%d', now_ms() + lease) .. '|' .. ARGV[2] .. '|' .. ARGV[5] .. '|' .. ARGV[3]
-//	if redis.call('HSET', KEYS[5], ARGV[1], e) == 1 then
-//	  redis.call('RPUSH', KEYS[4], ARGV[1])
-//	end
-//	if redis.call('PTTL', KEYS[5]) < lease then
-//	  redis.call('PEXPIRE', KEYS[4], lease)
-//	  redis.call('PEXPIRE', KEYS[5], lease)
-//	end
-//	return {0, redis.call('PTTL', KEYS[1])}
-//
-// lua/leave.lua:
-//
-//	-- leave: KEYS lock, counter, meta, queue, waiters; ARGV token, channel,
-//	-- keep ms. Removes token's waiter entry; if the lock was already handed to
-//	-- token, passes it on as release does. 0: nothing held; 1: deleted; 2:
-//	-- passed on.
-//	unqueue(KEYS[4], KEYS[5], ARGV[1])
-//	if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-//	  return 0
-//	end
-//	return pass_on(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[3])
 package rediswire

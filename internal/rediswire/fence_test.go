@@ -14,21 +14,21 @@ import (
 	"github.com/distlock/distlock/driver"
 )
 
-// stale writes into n's fence counter the value it had one grant before
-// fence, as a restore of an older snapshot, or a failover to a replica that
-// missed the last write, leaves it.
+// stale writes into n's record what it held one grant before fence, as a
+// restore of an older snapshot, or a failover to a replica that missed the
+// last write, leaves it.
 func stale(t *testing.T, c *redis.Client, n Names, fence uint64) {
 	t.Helper()
-	if err := c.Set(t.Context(), n.Fence, strconv.FormatUint(fence-1, 10), 0).Err(); err != nil {
+	if err := c.Set(t.Context(), n.Record, strconv.FormatUint(fence-1, 10)+" earlier-token earlier owner", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // Every way a lock is granted applies the one fence rule, so a stale
-// counter never repeats or lowers a fence: a plain acquire, an enqueue that
+// record never repeats or lowers a fence: a plain acquire, an enqueue that
 // finds the key free, the hand-over to a queued waiter, and the re-grant of
-// a retried request whose metadata was lost.
-func TestFenceAboveStaleCounter(t *testing.T) {
+// a retried request whose record was lost.
+func TestFenceAboveStaleRecord(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	const ttl = 10 * time.Second
@@ -85,9 +85,8 @@ func TestFenceAboveStaleCounter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The metadata is gone (evicted), the counter stale: a retry of
-		// the same request is granted anew, with a new fence.
-		c.Del(ctx, n.Meta)
+		// The record is gone and an older one restored: a retry of the
+		// same request is granted anew, with a new fence.
 		stale(t, c, n, first.Fence)
 		again, err := Acquire(ctx, c, n, "t", "", ttl)
 		if err != nil {
@@ -99,10 +98,10 @@ func TestFenceAboveStaleCounter(t *testing.T) {
 	})
 }
 
-// The fence counter is residue once its key is free: it expires, a fixed
-// time after the TTL of the grant that last set it, and fences go on
-// growing after it has.
-func TestFenceCounterExpires(t *testing.T) {
+// The record is residue once its key is free: it expires, a fixed time
+// after the TTL of the grant that last set it, and fences go on growing
+// after it has.
+func TestRecordExpires(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	const keys = 20
@@ -116,9 +115,9 @@ func TestFenceCounterExpires(t *testing.T) {
 		if err := Release(ctx, c, n, "t"); err != nil {
 			t.Fatal(err)
 		}
-		pttl := c.PTTL(ctx, n.Fence).Val()
+		pttl := c.PTTL(ctx, n.Record).Val()
 		if pttl <= FenceKeep || pttl > FenceKeep+ttl {
-			t.Fatalf("fence counter of %s expires in %v, want in (%v, %v]", n.Lock, pttl, FenceKeep, FenceKeep+ttl)
+			t.Fatalf("record of %s expires in %v, want in (%v, %v]", n.Lock, pttl, FenceKeep, FenceKeep+ttl)
 		}
 	}
 
@@ -163,23 +162,23 @@ func TestFenceCounterExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	if l.Fence <= last {
-		t.Fatalf("fence %d after the counter expired, want above the earlier %d", l.Fence, last)
+		t.Fatalf("fence %d after the record expired, want above the earlier %d", l.Fence, last)
 	}
 }
 
-// corrupt makes n's fence counter hold something other than a counter.
+// corrupt makes n's record hold something other than a record.
 func corrupt(t *testing.T, c *redis.Client, n Names, kind string) {
 	t.Helper()
 	ctx := t.Context()
-	c.Del(ctx, n.Fence)
+	c.Del(ctx, n.Record)
 	var err error
 	switch kind {
 	case "text":
-		err = c.Set(ctx, n.Fence, "garbage", 0).Err()
+		err = c.Set(ctx, n.Record, "garbage", 0).Err()
 	case "huge":
-		err = c.Set(ctx, n.Fence, "123456789012345678901234567890", 0).Err()
+		err = c.Set(ctx, n.Record, "123456789012345678901234567890 t owner", 0).Err()
 	case "list":
-		err = c.RPush(ctx, n.Fence, "x").Err()
+		err = c.RPush(ctx, n.Record, "x").Err()
 	default:
 		t.Fatalf("corrupt %q", kind)
 	}
@@ -188,47 +187,70 @@ func corrupt(t *testing.T, c *redis.Client, n Names, kind string) {
 	}
 }
 
-// A grant that cannot make a fence fails, names the counter, and leaves
-// nothing held: no lock with fence 0.
-func TestCorruptFenceCounter(t *testing.T) {
+// A record that is a string but no record is no fence: the grant makes its
+// fence from the server's clock and writes the record anew.
+func TestGarbageRecordMended(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	for _, kind := range []string{"text", "huge"} {
+		t.Run(kind, func(t *testing.T) {
+			n := NamesFor(t.Name()+":", "k")
+			corrupt(t, c, n, kind)
+			before := uint64(time.Now().Add(-time.Second).UnixMicro())
+			l, err := Acquire(ctx, c, n, "t", "", 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Fence < before || l.Fence >= 1<<53 {
+				t.Errorf("fence %d over a garbage record, want the server's clock in microseconds (about %d)", l.Fence, before)
+			}
+			if h, err := Inspect(ctx, c, n); err != nil || h.Fence != l.Fence {
+				t.Errorf("Inspect after the grant: %+v, %v; want the fence %d", h, err, l.Fence)
+			}
+		})
+	}
+}
+
+// A grant whose record is of another type fails, names the record, and
+// leaves nothing held: no lock with fence 0.
+func TestCorruptRecord(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	const ttl = 10 * time.Second
 	check := func(t *testing.T, n Names, err error) {
 		t.Helper()
 		if err == nil {
-			t.Fatal("granted with a corrupt fence counter")
+			t.Fatal("granted with a corrupt record")
 		}
 		var rerr redis.Error
-		if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), n.Fence) || !errors.As(err, &rerr) {
-			t.Errorf("error %q: want distlock.ErrInvalid naming the counter %s, and the server's reply", err, n.Fence)
+		if !errors.Is(err, distlock.ErrInvalid) || !strings.Contains(err.Error(), n.Record) || !errors.As(err, &rerr) {
+			t.Errorf("error %q: want distlock.ErrInvalid naming the record %s, and the server's reply", err, n.Record)
 		}
-		if k := c.Exists(ctx, n.Lock, n.Meta).Val(); k != 0 {
-			t.Errorf("%d of the lock and its metadata left set", k)
+		if k := c.Exists(ctx, n.Lock).Val(); k != 0 {
+			t.Errorf("the lock was left set")
 		}
 	}
-	for _, kind := range []string{"text", "huge", "list"} {
-		t.Run(kind, func(t *testing.T) {
-			n := NamesFor(t.Name()+":", "k")
-			corrupt(t, c, n, kind)
-			_, err := Acquire(ctx, c, n, "t", "", ttl)
-			check(t, n, err)
-			_, err = Enqueue(ctx, c, n, "t", "", ttl, ttl)
-			check(t, n, err)
-			if k := c.Exists(ctx, n.Queue, n.Waiters).Val(); k != 0 {
-				t.Errorf("the refused enqueue left %d queue keys", k)
-			}
-		})
-	}
+	t.Run("list", func(t *testing.T) {
+		n := NamesFor(t.Name()+":", "k")
+		corrupt(t, c, n, "list")
+		_, err := Acquire(ctx, c, n, "t", "", ttl)
+		check(t, n, err)
+		_, err = Enqueue(ctx, c, n, "t", "", ttl, ttl)
+		check(t, n, err)
+		if k := c.Exists(ctx, n.Queue, n.Waiters).Val(); k != 0 {
+			t.Errorf("the refused enqueue left %d queue keys", k)
+		}
+	})
 
-	// A retried request finds the lock its first attempt took: it gives it
-	// back rather than keep a lock it cannot fence.
+	// A retried request finds the lock its first attempt took, but no
+	// record of it: it gives the lock back rather than keep one it cannot
+	// fence.
 	t.Run("Retried", func(t *testing.T) {
 		n := NamesFor(t.Name()+":", "k")
 		if _, err := Acquire(ctx, c, n, "t", "", ttl); err != nil {
 			t.Fatal(err)
 		}
-		corrupt(t, c, n, "text")
+		corrupt(t, c, n, "list")
 		_, err := Acquire(ctx, c, n, "t", "", ttl)
 		check(t, n, err)
 	})
@@ -243,11 +265,11 @@ func TestCorruptFenceCounter(t *testing.T) {
 		if _, err := Enqueue(ctx, c, n, "w", "", ttl, ttl); !errors.Is(err, driver.ErrLocked) {
 			t.Fatalf("enqueue: %v", err)
 		}
-		corrupt(t, c, n, "text")
+		corrupt(t, c, n, "list")
 		if err := Release(ctx, c, n, "h"); err != nil {
 			t.Fatalf("release: %v", err)
 		}
-		if k := c.Exists(ctx, n.Lock, n.Meta).Val(); k != 0 {
+		if k := c.Exists(ctx, n.Lock).Val(); k != 0 {
 			h, _ := Inspect(ctx, c, n)
 			t.Fatalf("the release left the key held (%+v)", h)
 		}
@@ -257,14 +279,14 @@ func TestCorruptFenceCounter(t *testing.T) {
 }
 
 // Lock names in distlock's own key space are refused: a lock on another
-// key's fence counter would make that key's grants fail.
+// key's record would make that key's grants fail.
 func TestReservedNames(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	victim := NamesFor("", "victim")
 	for _, n := range []Names{
-		NamesFor("", victim.Fence),
-		NamesFor("", victim.Meta),
+		NamesFor("", victim.Record),
+		NamesFor("", victim.Queue),
 		NamesFor("distlock:", "{0}:f:x"),
 		NamesFor("distlock:{", "x"),
 		NamesFor("", "distlock:{"),
@@ -278,7 +300,7 @@ func TestReservedNames(t *testing.T) {
 		if _, err := Inspect(ctx, c, n); !errors.Is(err, distlock.ErrInvalid) {
 			t.Errorf("Inspect of %q: %v, want distlock.ErrInvalid", n.Lock, err)
 		}
-		if k := c.Exists(ctx, n.Lock, n.Fence, n.Meta, n.Queue, n.Waiters).Val(); k != 0 {
+		if k := c.Exists(ctx, n.Lock, n.Record, n.Queue, n.Waiters).Val(); k != 0 {
 			t.Errorf("refused name %q left %d keys", n.Lock, k)
 		}
 	}
@@ -296,7 +318,7 @@ func TestReservedNames(t *testing.T) {
 }
 
 // A floor above the server's clock is the fence of a key without a
-// counter, and a counter above the floor goes on by one: servers asked for
+// record, and a record above the floor goes on by one: servers asked for
 // the same floor make the same fence.
 func TestAcquireAbove(t *testing.T) {
 	ctx := context.Background()

@@ -9,9 +9,9 @@ import (
 )
 
 // ReservedPrefix begins every Redis key distlock writes besides the lock
-// key itself (the fence counter, the metadata, the queue; see NamesFor).
-// A lock name that begins with it is refused: a lock on another lock's
-// counter or metadata would break that lock's grants. Other names under
+// key itself (the record, the queue; see NamesFor). A lock name that
+// begins with it is refused: a lock on another lock's record would break
+// that lock's grants. Other names under
 // "distlock:" ("distlock:jobs") are the user's.
 const ReservedPrefix = "distlock:{"
 
@@ -19,7 +19,7 @@ const ReservedPrefix = "distlock:{"
 // with an error wrapping distlock.ErrInvalid that names the problem.
 func CheckLock(name string) error {
 	if strings.HasPrefix(name, ReservedPrefix) {
-		return fmt.Errorf("%w: lock name %q begins with %q, which distlock keeps for its own keys (fence counters, holder metadata, waiter queues)",
+		return fmt.Errorf("%w: lock name %q begins with %q, which distlock keeps for its own keys (fence records, waiter queues)",
 			distlock.ErrInvalid, name, ReservedPrefix)
 	}
 	return nil
@@ -41,14 +41,12 @@ type Names struct {
 	// Lock is the lock key itself: prefix+key. Its value is the holder's
 	// token, set with a PX expiry (the scheme redsync and bsm/redislock use).
 	Lock string
-	// Fence is the fence counter: a string key holding the last fence as
-	// decimal text, expiring FenceKeep after the TTL of the grant that
-	// last set it.
-	Fence string
-	// Meta is a string key about the current holder, JSON
-	// {"token":..., "owner":..., "fence":"<decimal>"}, with the same
-	// expiry as Lock.
-	Meta string
+	// Record is the lock name's record, a string "<fence> <token> <owner>":
+	// the last fence made for the name and the grant it was made for. It
+	// expires FenceKeep after the lock's TTL (from the last grant or
+	// renewal) and a release leaves it: it is the fence counter, and,
+	// while Lock holds the same token, the holder's metadata.
+	Record string
 	// Queue is a list of waiter tokens, oldest first.
 	Queue string
 	// Waiters is a hash from waiter token to
@@ -61,8 +59,7 @@ type Names struct {
 
 // NamesFor returns the names of key under prefix. The auxiliary names are
 //
-//	distlock:{T}:f:<Lock>   fence counter
-//	distlock:{T}:m:<Lock>   holder metadata
+//	distlock:{T}:r:<Lock>   record: last fence, and the holder's token and owner
 //	distlock:{T}:q:<Lock>   waiter queue
 //	distlock:{T}:w:<Lock>   waiter entries
 //	distlock:{T}:c:<Lock>   channel
@@ -75,8 +72,7 @@ func NamesFor(prefix, key string) Names {
 	base := "distlock:{" + SlotTag(Slot(lock)) + "}:"
 	return Names{
 		Lock:    lock,
-		Fence:   base + "f:" + lock,
-		Meta:    base + "m:" + lock,
+		Record:  base + "r:" + lock,
 		Queue:   base + "q:" + lock,
 		Waiters: base + "w:" + lock,
 		Channel: base + "c:" + lock,

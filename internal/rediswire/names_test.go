@@ -65,7 +65,7 @@ func TestNamesShareTheLockSlot(t *testing.T) {
 				t.Fatalf("Lock = %q, want %q", n.Lock, prefix+k)
 			}
 			want := Slot(n.Lock)
-			for _, name := range []string{n.Fence, n.Meta, n.Queue, n.Waiters, n.Channel} {
+			for _, name := range []string{n.Record, n.Queue, n.Waiters, n.Channel} {
 				if Slot(name) != want {
 					t.Errorf("prefix %q key %q: Slot(%q) = %d, want %d", prefix, k, name, Slot(name), want)
 				}
@@ -75,7 +75,7 @@ func TestNamesShareTheLockSlot(t *testing.T) {
 			}
 		}
 	}
-	if a, b := NamesFor("", "x"), NamesFor("", "y"); a.Fence == b.Fence {
-		t.Fatal("two keys share a fence counter")
+	if a, b := NamesFor("", "x"), NamesFor("", "y"); a.Record == b.Record {
+		t.Fatal("two keys share a record")
 	}
 }

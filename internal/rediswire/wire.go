@@ -2,7 +2,6 @@ package rediswire
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -22,24 +21,37 @@ func Millis(d time.Duration) int64 {
 	return max(int64(ms), 1)
 }
 
-func (n Names) all() []string { return []string{n.Lock, n.Fence, n.Meta, n.Queue, n.Waiters} }
+func (n Names) all() []string { return []string{n.Lock, n.Record, n.Queue, n.Waiters} }
 
-// FenceKeep is how long a fence counter outlives the TTL of the grant that
-// last set it. Under the fence rule (next fence = max(last + 1, the
-// server's clock in microseconds)) a missing counter is safe as soon as the
-// server's clock has passed every fence the counter issued, which it has
-// microseconds after the last grant, unless the clock steps back: keeping
-// the counter this long keeps fences strictly increasing through any step
-// back of the server's clock shorter than FenceKeep, and bounds what a key
-// leaves behind once nobody locks it.
+// FenceKeep is how long a lock name's record (Names.Record, which carries its
+// last fence) outlives the lock's TTL, counted from the last grant or
+// renewal. Under the fence rule (next fence = max(last + 1, the server's
+// clock in microseconds)) a missing record is safe as soon as the server's
+// clock has passed every fence it carried, which it has microseconds after
+// the grant, unless the clock steps back: keeping the record this long
+// keeps fences strictly increasing through any step back of the server's
+// clock shorter than FenceKeep, and bounds what a key leaves behind once
+// nobody locks it.
 const FenceKeep = time.Hour
 
-// fenceKeep is FenceKeep, shortened by tests that watch counters expire.
+// fenceKeep is FenceKeep, shortened by tests that watch records expire.
 var fenceKeep = FenceKeep
 
-// CounterExpiry is the expiry, in ms, that a grant with ttl gives the fence
-// counter: ttl, then FenceKeep.
-func CounterExpiry(ttl time.Duration) int64 { return Millis(ttl) + Millis(fenceKeep) }
+// RecordExpiry is the expiry, in ms, that a grant or renewal with ttl gives
+// the record: ttl, then FenceKeep.
+func RecordExpiry(ttl time.Duration) int64 { return Millis(ttl) + Millis(fenceKeep) }
+
+// KeepMillis is FenceKeep in milliseconds, as the scripts take it.
+func KeepMillis() int64 { return Millis(fenceKeep) }
+
+// checkToken refuses a token the record cannot carry: the record is
+// "<fence> <token> <owner>".
+func checkToken(token string) error {
+	if token == "" || strings.ContainsAny(token, " \t\r\n") {
+		return fmt.Errorf("%w: token %q is empty or contains white space", distlock.ErrInvalid, token)
+	}
+	return nil
+}
 
 // Acquire tries once to take n.Lock for token: one EVALSHA (EVAL after a
 // NOSCRIPT reply). It sets the lock with PX ttl if the key is free, or, if the
@@ -47,37 +59,40 @@ func CounterExpiry(ttl time.Duration) int64 { return Millis(ttl) + Millis(fenceK
 // the lease it holds. A new lease gets a fresh fence. Contention is a
 // *driver.HeldError carrying the holder's remaining TTL and, when the holder
 // took the lock through this scheme, its owner and fence.
-// A lock name in distlock's own key space (see CheckLock), or a fence
-// counter that holds no fence, is refused with an error wrapping
+// A lock name in distlock's own key space (see CheckLock), or a record
+// that is not a string, is refused with an error wrapping
 // distlock.ErrInvalid; nothing is then held. Other errors are returned as
 // go-redis gave them (see Classify).
 func Acquire(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration) (driver.Lease, error) {
 	return AcquireAbove(ctx, c, n, token, owner, ttl, 0)
 }
 
+// MaxFloorLead is how far ahead of the server's clock AcquireAbove's floor
+// may be (fence.lua's stamp ignores a floor further ahead).
+const MaxFloorLead = 2 * time.Second
+
 // AcquireAbove is Acquire whose new fence is at least floor: Redlock asks
-// every node for the same floor, so that nodes whose counters agree (or
+// every node for the same floor, so that nodes whose records agree (or
 // stand below it) make the same fence. A floor more than MaxFloorLead ahead
 // of the server's clock is ignored, so a caller's clock that runs ahead can
 // never carry fences far past the server's.
-// MaxFloorLead is how far ahead of the server's clock AcquireAbove's floor
-// may be (max_lead in the prelude).
-const MaxFloorLead = 2 * time.Second
-
 func AcquireAbove(ctx context.Context, c redis.Scripter, n Names, token, owner string, ttl time.Duration, floor uint64) (driver.Lease, error) {
 	if err := CheckLock(n.Lock); err != nil {
 		return driver.Lease{}, err
 	}
+	if err := checkToken(token); err != nil {
+		return driver.Lease{}, err
+	}
 	ms := Millis(ttl)
-	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Fence, n.Meta}, token, ms, owner, Millis(fenceKeep), strconv.FormatUint(floor, 10)).Slice()
+	res, err := acquireScript.Run(ctx, c, []string{n.Lock, n.Record}, token, ms, owner, Millis(fenceKeep), strconv.FormatUint(floor, 10)).Slice()
 	if err != nil {
 		return driver.Lease{}, badFence(n, err)
 	}
 	return acquireResult(n.Lock, token, ms, res)
 }
 
-// badFence names the counter when a script refused a grant because the
-// fence counter holds no fence.
+// badFence names the record when a script refused a grant because the
+// record is not a string.
 func badFence(n Names, err error) error {
 	var rerr redis.Error
 	if !errors.As(err, &rerr) {
@@ -89,8 +104,8 @@ func badFence(n Names, err error) error {
 	}
 	msg, _, _ = strings.Cut(msg, " script: ") // the server's note of where
 	return &badFenceError{
-		msg: fmt.Sprintf("%v: the fence counter %q of lock %q %s, so no fence can be made for the lock; deleting that key mends it",
-			distlock.ErrInvalid, n.Fence, n.Lock, msg),
+		msg: fmt.Sprintf("%v: the record %q of lock %q %s, so no fence can be made for the lock; deleting that key mends it",
+			distlock.ErrInvalid, n.Record, n.Lock, msg),
 		err: err,
 	}
 }
@@ -116,10 +131,11 @@ func acquireResult(key, token string, ms int64, res []any) (driver.Lease, error)
 	}
 	pttl, _ := res[1].(int64)
 	h := driver.Holder{Held: true, TTL: pttlDuration(pttl)}
-	if len(res) > 2 {
-		if m, ok := res[2].(string); ok {
-			if meta, ok := decodeMeta(m); ok {
-				h.Owner, h.Fence = meta.Owner, meta.fence()
+	if len(res) > 3 {
+		holder, _ := res[2].(string)
+		if r, ok := res[3].(string); ok {
+			if rec, ok := parseRecord(r); ok && rec.token == holder {
+				h.Owner, h.Fence = rec.owner, rec.fence
 			}
 		}
 	}
@@ -133,31 +149,32 @@ func pttlDuration(pttl int64) time.Duration {
 	return time.Duration(pttl) * time.Millisecond
 }
 
-// meta is the JSON value of Names.Meta.
-type meta struct {
-	Token string `json:"token"`
-	Owner string `json:"owner"`
-	Fence string `json:"fence"`
+// record is the value of Names.Record: "<fence> <token> <owner>".
+type record struct {
+	fence        uint64
+	token, owner string
 }
 
-func (m meta) fence() uint64 {
-	f, _ := strconv.ParseUint(m.Fence, 10, 64)
-	return f
-}
-
-func decodeMeta(s string) (meta, bool) {
-	var m meta
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return meta{}, false
+// parseRecord reads a record; ok is false for anything else.
+func parseRecord(s string) (record, bool) {
+	f, rest, ok := strings.Cut(s, " ")
+	if !ok {
+		return record{}, false
 	}
-	return m, true
+	token, owner, ok := strings.Cut(rest, " ")
+	fence, err := strconv.ParseUint(f, 10, 64)
+	if !ok || err != nil || token == "" {
+		return record{}, false
+	}
+	return record{fence: fence, token: token, owner: owner}, true
 }
 
 // Release deletes n.Lock only if it holds token: one EVALSHA. If waiters are
 // queued (see Enqueue), the lock is handed to the oldest live one instead of
 // deleted, with a new fence, and a message naming it is published on the
-// channel its entry names (n.Channel if none); if the fence counter holds no
-// fence, the lock is deleted instead. driver.ErrNotHeld if the lock does not
+// channel its entry names (n.Channel if none); if the record is not a
+// string, the lock is deleted instead. The record stays, with its expiry:
+// it keeps the last fence. driver.ErrNotHeld if the lock does not
 // hold token.
 func Release(ctx context.Context, c redis.Scripter, n Names, token string) error {
 	r, err := releaseScript.Run(ctx, c, n.all(), token, n.Channel, Millis(fenceKeep)).Int64()
@@ -179,7 +196,7 @@ func Inspect(ctx context.Context, c redis.Scripter, n Names) (driver.Holder, err
 	if err := CheckLock(n.Lock); err != nil {
 		return driver.Holder{}, err
 	}
-	res, err := inspectScript.Run(ctx, c, []string{n.Lock, n.Meta}).Slice()
+	res, err := inspectScript.Run(ctx, c, []string{n.Lock, n.Record}).Slice()
 	if err != nil {
 		return driver.Holder{}, err
 	}
@@ -194,8 +211,8 @@ func Inspect(ctx context.Context, c redis.Scripter, n Names) (driver.Holder, err
 	h := driver.Holder{Held: true, Token: token, TTL: pttlDuration(pttl)}
 	if len(res) > 2 {
 		if s, ok := res[2].(string); ok {
-			if m, ok := decodeMeta(s); ok && m.Token == token {
-				h.Owner, h.Fence = m.Owner, m.fence()
+			if rec, ok := parseRecord(s); ok && rec.token == token {
+				h.Owner, h.Fence = rec.owner, rec.fence
 			}
 		}
 	}
@@ -233,7 +250,7 @@ func renewOnce(ctx context.Context, c redis.Cmdable, items []RenewItem) ([]error
 	pipe := c.Pipeline()
 	cmds := make([]*redis.Cmd, len(items))
 	for i, it := range items {
-		cmds[i] = renewScript.EvalSha(ctx, pipe, []string{it.Names.Lock, it.Names.Meta}, it.Token, Millis(it.TTL))
+		cmds[i] = renewScript.EvalSha(ctx, pipe, []string{it.Names.Lock, it.Names.Record}, it.Token, Millis(it.TTL), Millis(fenceKeep))
 	}
 	_, err := pipe.Exec(ctx)
 	errs := make([]error, len(items))
@@ -283,6 +300,9 @@ func EnqueueNotify(ctx context.Context, c redis.Scripter, n Names, token, owner,
 		return driver.Lease{}, fmt.Errorf("rediswire: channel %q contains '|'", channel)
 	}
 	if err := CheckLock(n.Lock); err != nil {
+		return driver.Lease{}, err
+	}
+	if err := checkToken(token); err != nil {
 		return driver.Lease{}, err
 	}
 	ms := Millis(ttl)

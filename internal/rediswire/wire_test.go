@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,8 +57,11 @@ func TestAcquireReleaseInspect(t *testing.T) {
 	if err := Release(ctx, c, n, "tok1"); err != nil {
 		t.Fatal(err)
 	}
-	if n := c.Exists(ctx, n.Lock, n.Meta).Val(); n != 0 {
-		t.Fatalf("%d keys left after release", n)
+	if n := c.Exists(ctx, n.Lock).Val(); n != 0 {
+		t.Fatalf("the lock key is left after release")
+	}
+	if r := c.Get(ctx, n.Record).Val(); !strings.HasPrefix(r, strconv.FormatUint(l.Fence, 10)+" ") {
+		t.Fatalf("record after release = %q, want it to keep the last fence %d", r, l.Fence)
 	}
 	h, err = Inspect(ctx, c, n)
 	if err != nil || h.Held {
@@ -69,7 +73,7 @@ func TestAcquireReleaseInspect(t *testing.T) {
 	}
 }
 
-func TestFenceSurvivesLostCounter(t *testing.T) {
+func TestFenceSurvivesLostRecord(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	n := NamesFor(t.Name()+":", "k")
@@ -86,7 +90,7 @@ func TestFenceSurvivesLostCounter(t *testing.T) {
 		if err := Release(ctx, c, n, "t"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
-		c.Del(ctx, n.Fence) // as a restart without persistence would
+		c.Del(ctx, n.Record) // as a restart without persistence would
 	}
 }
 
@@ -121,8 +125,8 @@ func TestRenew(t *testing.T) {
 	if ttl := c.PTTL(ctx, a.Lock).Val(); ttl < 30*time.Second {
 		t.Fatalf("lock TTL %v after renewal", ttl)
 	}
-	if ttl := c.PTTL(ctx, a.Meta).Val(); ttl < 30*time.Second {
-		t.Fatalf("meta TTL %v after renewal", ttl)
+	if ttl := c.PTTL(ctx, a.Record).Val(); ttl < time.Minute+FenceKeep-time.Second {
+		t.Fatalf("record TTL %v after renewal, want the lock's TTL and FenceKeep", ttl)
 	}
 }
 
@@ -186,8 +190,8 @@ func TestQueueHandoff(t *testing.T) {
 	if err := Release(ctx, c, n, "w3"); err != nil {
 		t.Fatal(err)
 	}
-	if k := c.Exists(ctx, n.Lock, n.Meta, n.Queue).Val(); k != 0 {
-		t.Fatalf("%d keys left", k)
+	if k := c.Exists(ctx, n.Lock, n.Queue).Val(); k != 0 {
+		t.Fatalf("%d of the lock and its queue left", k)
 	}
 }
 

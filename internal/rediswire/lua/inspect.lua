@@ -1,8 +1,8 @@
--- inspect: KEYS lock, meta. {token, pttl, meta}, meta false when there is
--- none; {} when the lock is free.
+-- inspect: KEYS lock, record. {token, pttl, record}, record false when
+-- there is none; {} when the lock is free.
 local v = redis.call('GET', KEYS[1])
 if not v then
   return {}
 end
-local m = redis.pcall('GET', KEYS[2])
-return {v, redis.call('PTTL', KEYS[1]), type(m) == 'string' and m}
+local r = redis.pcall('GET', KEYS[2])
+return {v, redis.call('PTTL', KEYS[1]), type(r) == 'string' and r}
