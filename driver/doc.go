@@ -100,12 +100,12 @@
 //
 // # Rules every driver keeps
 //
-//   - Every call returns by its ctx's deadline or cancellation, whatever the
-//     store or the network is doing (a paused server, a black-holed
-//     connection): with an answer, or with an error whose outcome is
-//     unknown. A call that cannot be interrupted (a client library that
-//     ignores ctx) is run so that the driver returns anyway and the call
-//     finishes in the background. The portable layer does not depend on it
+//   - Every call returns by its ctx's deadline, whatever the store or the
+//     network is doing (a paused server, a black-holed connection): with an
+//     answer, or with an error whose outcome is unknown. A call that cannot
+//     be interrupted (a client library that ignores ctx) is run so that the
+//     driver returns anyway and the call finishes in the background.
+//     Cancellation should end a call as promptly where the client allows. The portable layer does not depend on it
 //     for safety (it ends a lock at its local deadline whatever a call in
 //     flight is doing), but Unlock, TryLock and Close do for their promptness.
 //   - Keys reach the store as data (bound parameters, script arguments), never

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -37,27 +38,37 @@ func TestHonoursContext(t *testing.T) {
 	}
 }
 
-// Run is a plain call on a client that honours ctx deadlines: it never
-// goes through the Background (closed here, so that a call that did would
-// fail), while on one that does not, every call with a ctx that can end
-// does.
-func TestRunDirectOnlyWhenHonoured(t *testing.T) {
+// Run is a plain call on a client that honours ctx deadlines, and with a
+// ctx whose deadline (if any) the client's own timeouts come before: it
+// never goes through the Background then (closed here, so that a call that
+// did would fail). A deadline that comes first makes it go through.
+func TestRunDirectOnlyWhenNeeded(t *testing.T) {
 	honours := redis.NewClient(&redis.Options{ContextTimeoutEnabled: true})
 	defer honours.Close()
 	ignores := redis.NewClient(&redis.Options{})
 	defer ignores.Close()
+	unbounded := redis.NewClient(&redis.Options{ReadTimeout: -1})
+	defer unbounded.Close()
 	var bg Background
 	bg.Close(0)
 	op := func(context.Context) (int, error) { return 1, nil }
-	ctx, cancel := context.WithCancel(t.Context())
+	soon, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
-	if v, err := Run(ctx, NewCalls(honours, &bg), op); v != 1 || err != nil {
+	late, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	if v, err := Run(soon, NewCalls(honours, &bg), op); v != 1 || err != nil {
 		t.Errorf("honouring client: Run = %d, %v; want a plain call", v, err)
 	}
-	if v, err := Run(context.Background(), NewCalls(ignores, &bg), op); v != 1 || err != nil {
-		t.Errorf("a ctx that never ends: Run = %d, %v; want a plain call", v, err)
+	if v, err := Run(t.Context(), NewCalls(ignores, &bg), op); v != 1 || err != nil {
+		t.Errorf("a ctx without a deadline: Run = %d, %v; want a plain call", v, err)
 	}
-	if _, err := Run(ctx, NewCalls(ignores, &bg), op); !errors.Is(err, driver.ErrUnavailable) {
-		t.Errorf("client ignoring ctx, Background closed: Run = %v; want it refused (the call would need a goroutine)", err)
+	if v, err := Run(late, NewCalls(ignores, &bg), op); v != 1 || err != nil {
+		t.Errorf("a deadline after the client's own timeouts: Run = %d, %v; want a plain call", v, err)
+	}
+	if _, err := Run(soon, NewCalls(ignores, &bg), op); !errors.Is(err, driver.ErrUnavailable) {
+		t.Errorf("client ignoring ctx, deadline first, Background closed: Run = %v; want it refused (the call would need a goroutine)", err)
+	}
+	if _, err := Run(late, NewCalls(unbounded, &bg), op); !errors.Is(err, driver.ErrUnavailable) {
+		t.Errorf("client without a read timeout, Background closed: Run = %v; want it refused", err)
 	}
 }
