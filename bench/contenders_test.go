@@ -37,7 +37,19 @@ type contender struct {
 	make func(addr string, rt *roundTrips) (locker, error)
 }
 
+// newRedis is every contender's client: go-redis's defaults, with
+// ContextTimeoutEnabled on, as distlock's docs advise (the peers are
+// indifferent to it; without it, go-redis ignores ctx deadlines and
+// distlock runs a call with a short deadline beside its caller, which
+// plainRedis measures).
 func newRedis(addr string, rt *roundTrips) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	c.AddHook(rt)
+	return c
+}
+
+// plainRedis is a client with go-redis's defaults only.
+func plainRedis(addr string, rt *roundTrips) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	c.AddHook(rt)
 	return c
@@ -154,6 +166,15 @@ var (
 	}}
 	distlockContender = contender{"distlock redislock", func(addr string, rt *roundTrips) (locker, error) {
 		rc := newRedis(addr, rt)
+		c, err := redislock.New(rc, nil, distlock.WithTTL(benchTTL))
+		if err != nil {
+			rc.Close()
+			return nil, err
+		}
+		return &distlockLocker{rc, c}, nil
+	}}
+	distlockPlainContender = contender{"distlock redislock, client without ContextTimeoutEnabled", func(addr string, rt *roundTrips) (locker, error) {
+		rc := plainRedis(addr, rt)
 		c, err := redislock.New(rc, nil, distlock.WithTTL(benchTTL))
 		if err != nil {
 			rc.Close()

@@ -56,7 +56,7 @@ func TestSideBySide(t *testing.T) {
 	fmt.Fprintf(out, "Command: make bench-peers BENCH_SLICE=%v BENCH_ROUNDS=%d\n\n", slice, rounds)
 
 	// Uncontended: one goroutine, lock and unlock in a loop.
-	uncontended := []contender{floorContender, distlockContender, driverContender, redsyncDefault, bsmTuned}
+	uncontended := []contender{floorContender, distlockContender, distlockPlainContender, driverContender, redsyncDefault, bsmTuned}
 	results := make([]*stats, len(uncontended))
 	for i := range results {
 		results[i] = &stats{}
