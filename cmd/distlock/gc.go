@@ -24,17 +24,13 @@ const defaultPurgeAge = 24 * time.Hour
 // purge: that is said, and gc exits 0.
 func (c *cli) gc(ctx context.Context, args []string) int {
 	var (
-		store   string
-		age     = ageFlag(defaultPurgeAge)
-		storeOK bool
+		store string
+		age   = ageFlag(defaultPurgeAge)
 	)
 	fs := gcFlags(&store, &age)
 	fs.SetOutput(c.stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return c.usageError("gc", "unexpected argument %q", fs.Arg(0))
@@ -42,7 +38,7 @@ func (c *cli) gc(ctx context.Context, args []string) int {
 	if d := time.Duration(age); d < distlock.MinPurgeAge {
 		return c.usageError("gc", "--older-than %v is below the minimum of %v: a store clock stepping back by more could repeat a fence", d, distlock.MinPurgeAge)
 	}
-	fs.Visit(func(f *flag.Flag) { storeOK = storeOK || f.Name == "store" })
+	storeOK := given(fs, "store")
 
 	client, code := c.open(ctx, store, storeOK)
 	if client == nil {

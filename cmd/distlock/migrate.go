@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,22 +20,18 @@ import (
 // that manage their schema themselves.
 func (c *cli) migrate(ctx context.Context, args []string) int {
 	var (
-		store   string
-		print   bool
-		storeOK bool
+		store string
+		print bool
 	)
 	fs := migrateFlags(&store, &print)
 	fs.SetOutput(c.stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return c.usageError("migrate", "unexpected argument %q", fs.Arg(0))
 	}
-	fs.Visit(func(f *flag.Flag) { storeOK = storeOK || f.Name == "store" })
+	storeOK := given(fs, "store")
 	storeURL, err := chooseStore(store, storeOK, c.getenv)
 	if err != nil {
 		c.errorf("%v", err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,19 +26,15 @@ type statusJSON struct {
 // held or free.
 func (c *cli) status(ctx context.Context, args []string) int {
 	var (
-		store   string
-		asJSON  bool
-		storeOK bool
+		store  string
+		asJSON bool
 	)
 	fs := statusFlags(&store, &asJSON)
 	fs.SetOutput(c.stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
-	fs.Visit(func(f *flag.Flag) { storeOK = storeOK || f.Name == "store" })
+	storeOK := given(fs, "store")
 	rest := fs.Args()
 	late := ""
 	if len(rest) > 1 {
